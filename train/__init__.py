@@ -1,0 +1,1 @@
+"""Programs for data, training and evaluation, run from the repository root."""
