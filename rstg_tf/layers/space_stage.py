@@ -142,7 +142,9 @@ class SpaceStage(keras.layers.Layer):
         first = ops.relu(ops.matmul(self._with_positions(past), w_s)
                          + ops.matmul(self._with_positions(present), w_r)
                          + ops.cast(self.send_bias, present.dtype))
-        return self.update(present, self._second_layer(first, training), training)
+        # As a [M, N, 1, Dm] "pair" tensor so the message norm sees the send's layout.
+        message = self._second_layer(first[:, :, None, :], training)[:, :, 0, :]
+        return self.update(present, message, training)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.config.node_dim,)

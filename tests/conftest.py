@@ -1,0 +1,12 @@
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# oneDNN picks matmul kernels by batch size, so [T*B]-row and [B]-row matmuls round
+# differently (~3e-6 relative). The equivalence tests (online vs clip, layerwise vs
+# framewise) measure the algorithms, so they run on TF's deterministic Eigen kernels;
+# tests/test_tf_integration.py checks the reference model with oneDNN on as well.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)

@@ -1,0 +1,28 @@
+"""Small shapes shared by the tests."""
+
+import numpy as np
+
+from rstg_tf import RSTGConfig
+
+B, T, H, W, C = 2, 4, 6, 6, 8
+
+
+def tiny_config(**changes):
+    base = dict(node_dim=8, message_dim=6, num_iterations=2)
+    base.update(changes)
+    return RSTGConfig(**base)
+
+
+def features(seed=0, shape=(B, T, H, W, C)):
+    return np.random.default_rng(seed).normal(size=shape).astype("float32")
+
+
+def numpy(x):
+    import keras
+    return np.asarray(keras.ops.convert_to_numpy(x))
+
+
+def open_map_gate(block):
+    """The map read-out starts as identity (zero scale); give it a scale so it shows."""
+    if block.map_norm is not None:
+        block.map_norm.gamma.assign(np.ones(block.map_norm.gamma.shape, "float32"))
