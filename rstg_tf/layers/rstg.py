@@ -256,6 +256,7 @@ class RSTG(keras.layers.Layer):
         if len(frame.shape) != 4 or tuple(frame.shape[1:]) != self.map_size + (self.in_channels,):
             raise ValueError(f"RSTG.step expects a frame [batch, {self.map_size[0]}, "
                              f"{self.map_size[1]}, {self.in_channels}]; got {tuple(frame.shape)}.")
+        frame = ops.cast(frame, self.compute_dtype)
         x = self.encode(frame[:, None], training)[0]
         y, new = self._frame_nodes(x, state, training)
         y = self._finish(y)

@@ -1,0 +1,161 @@
+"""RSTG under TensorFlow: gradients, model.fit on tf.data, MirroredStrategy, mixed
+precision, oneDNN kernels; the core tests under JAX; the README demo."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import keras
+import tensorflow as tf
+
+from rstg_tf import RSTG
+from tests.helpers import B, C, H, T, W, features, open_map_gate, tiny_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run_python(code, timeout=300, **env):
+    full_env = {**os.environ, "PYTHONPATH": ROOT, **env}
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT,
+                          env=full_env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.mark.parametrize("changes", [
+    dict(position_maps=True, norm="batch"),
+    dict(gather="dot", norm="layer", scalewise_update=True, readout="map", node_dim=12),
+    dict(schedule="homogeneous", gather="sum", readout="last_step"),
+    dict(schedule="time_only"),
+], ids=["all_temp_positional", "dot_map_scalewise", "homogeneous_sum", "time_only"])
+def test_gradients_reach_every_trainable_weight(changes):
+    block = RSTG(tiny_config(**changes))
+    x = tf.constant(features(1))
+    block(x)
+    open_map_gate(block)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.square(block(x, training=True)))
+    grads = tape.gradient(loss, block.trainable_variables)
+    assert block.trainable_variables
+    for var, grad in zip(block.trainable_variables, grads):
+        assert grad is not None, var.path
+        assert float(tf.reduce_max(tf.abs(grad))) > 0, var.path
+
+
+def _tiny_classifier(cfg, classes=3):
+    inputs = keras.Input((T, H, W, C))
+    logits = keras.layers.Dense(classes)(RSTG(cfg)(inputs))
+    model = keras.Model(inputs, logits)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    return model
+
+
+def test_fit_on_tf_data_lowers_the_loss():
+    keras.utils.set_random_seed(0)
+    y = np.arange(16) % 3
+    x = features(2, (16, T, H, W, C))
+    x[np.arange(16), ..., y] += 1.5  # class k lights channel k: learnable, not memorised
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(16, seed=0).batch(4).prefetch(2)
+    model = _tiny_classifier(tiny_config(position_maps=True))
+    history = model.fit(ds, epochs=8, verbose=0)
+    losses = history.history["loss"]
+    assert np.all(np.isfinite(losses))
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_mirrored_strategy_on_two_devices():
+    out = _run_python("""
+        import json, numpy as np, tensorflow as tf, keras
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from rstg_tf import RSTG
+        from tests.helpers import tiny_config, features, T, H, W, C
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        with strategy.scope():
+            inputs = keras.Input((T, H, W, C))
+            model = keras.Model(inputs, keras.layers.Dense(3)(RSTG(tiny_config())(inputs)))
+            model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(
+                from_logits=True))
+        x = features(3, (8, T, H, W, C)); y = np.arange(8) % 3
+        ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+        h = model.fit(ds, epochs=2, verbose=0)
+        print(json.dumps({"replicas": strategy.num_replicas_in_sync,
+                          "loss": h.history["loss"]}))
+    """)
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["replicas"] == 2
+    assert all(np.isfinite(result["loss"]))
+
+
+def test_mixed_float16_trains():
+    out = _run_python("""
+        import json, numpy as np, keras
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        from rstg_tf import RSTG
+        from tests.helpers import tiny_config, features, T, H, W, C
+        for readout in ("mean_time", "map"):
+            inputs = keras.Input((T, H, W, C))
+            block = RSTG(tiny_config(readout=readout, gather="dot", norm="layer"))
+            out = block(inputs)
+            if readout == "map":
+                out = keras.layers.GlobalAveragePooling3D()(out)
+            logits = keras.layers.Dense(3, dtype="float32")(out)
+            model = keras.Model(inputs, logits)
+            model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(
+                from_logits=True))
+            x = features(4, (8, T, H, W, C)); y = np.arange(8) % 3
+            h = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+            state = block.initial_state(2)
+            step_out, state = block.step(x[:2, 0], state)
+            print(json.dumps({"loss": h.history["loss"], "dtype": str(block.compute_dtype),
+                              "step_dtype": str(step_out.dtype),
+                              "finite": bool(np.all(np.isfinite(np.asarray(step_out))))}))
+    """)
+    for line in out.strip().splitlines()[-2:]:
+        result = json.loads(line)
+        assert result["dtype"] == "float16" and "float16" in result["step_dtype"]
+        assert np.isfinite(result["loss"][0]) and result["finite"]
+
+
+def test_online_equals_clip_with_onednn_kernels():
+    out = _run_python("""
+        import numpy as np
+        from rstg_tf import RSTG
+        from tests.helpers import tiny_config, features, numpy
+        block = RSTG(tiny_config(position_maps=True))
+        x = features(12)
+        clip = numpy(block(x))
+        state = block.initial_state(x.shape[0])
+        for t in range(x.shape[1]):
+            out, state = block.step(x[:, t], state)
+        print(float(np.abs(numpy(out) - clip).max()))
+    """, TF_ENABLE_ONEDNN_OPTS="1")
+    assert float(out.strip().splitlines()[-1]) <= 1e-5
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
+def test_core_layer_tests_pass_under_jax():
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "tests/test_core_layers.py"],
+        cwd=ROOT, env={**os.environ, "KERAS_BACKEND": "jax"}, capture_output=True,
+        text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert " passed" in proc.stdout and "skipped" not in proc.stdout
+
+
+def test_readme_demo_runs():
+    proc = subprocess.run(
+        [sys.executable, "-m", "train.demo", "--steps=2", "--batch_size=1", "--frames=3"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "14 nodes, 45 edges" in proc.stdout
+    assert "loss:" in proc.stdout
