@@ -153,7 +153,7 @@ class RSTG(keras.layers.Layer):
 
     def _time_sequence(self, key, x, training):
         """One time stage over a whole clip from the zero state: x [T, B, N, D] -> y."""
-        zeros = self.initial_state(ops.shape(x)[1], dtype=x.dtype)
+        zeros = self._node_state(ops.shape(x)[1], x.dtype)
         if self.homogeneous:
             return scan(lambda h, x_t: (self.space.temporal(h, x_t, training),) * 2,
                         zeros[f"{key}_h"], x)[1]
