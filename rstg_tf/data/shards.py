@@ -1,0 +1,230 @@
+"""Writing a split as TFRecord shards: atomic, resumable, parallel, with a manifest.
+
+A split of ``num_records`` records is cut into contiguous shards
+``{split}-{i:05d}-of-{S:05d}.tfrecord[.gz|.zz]``. Workers (``spawn``ed processes) write
+each shard under a temporary name; the parent records the shard's count, class histogram and
+SHA-256 in ``manifest.json`` and only then renames it into place. A re-run with the same
+settings keeps every shard whose file and manifest entry agree and makes the rest, so a
+killed run loses at most the shards in flight; nothing half-written ever has a final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import glob
+import hashlib
+import json
+import multiprocessing
+import os
+import queue
+import time
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
+
+import tensorflow as tf
+
+from rstg_tf.data.atomic import atomic_write_text
+
+MANIFEST = "manifest.json"
+FORMAT = "rstg-tf-shards"
+COMPRESSION_SUFFIX = {"GZIP": ".gz", "ZLIB": ".zz", "NONE": ""}
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardTask:
+    """One shard to write: records ``first .. first + count - 1``."""
+
+    index: int
+    first: int
+    count: int
+    path: str
+
+
+def shard_name(split: str, index: int, num_shards: int, compression: str) -> str:
+    if compression not in COMPRESSION_SUFFIX:
+        raise ValueError(f"compression must be one of {sorted(COMPRESSION_SUFFIX)}; got "
+                         f"{compression!r}.")
+    return (f"{split}-{index:05d}-of-{num_shards:05d}.tfrecord"
+            f"{COMPRESSION_SUFFIX[compression]}")
+
+
+def shard_ranges(num_records: int, num_shards: int) -> List[Tuple[int, int]]:
+    """Contiguous (first, count) ranges, sizes differing by at most one."""
+    if num_records < 1 or not 1 <= num_shards <= num_records:
+        raise ValueError(f"need 1 <= num_shards ({num_shards}) <= num_records "
+                         f"({num_records}).")
+    base, extra = divmod(num_records, num_shards)
+    ranges, first = [], 0
+    for i in range(num_shards):
+        count = base + (i < extra)
+        ranges.append((first, count))
+        first += count
+    return ranges
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def temp_path(path: str) -> str:
+    return f"{path}.tmp-{os.getpid()}"
+
+
+def write_records(path: str, records: Iterable[bytes], compression: str) -> str:
+    """Writes records to ``path`` (not atomically: callers pass a temporary name)."""
+    options = tf.io.TFRecordOptions(compression_type="" if compression == "NONE"
+                                    else compression)
+    with tf.io.TFRecordWriter(path, options=options) as writer:
+        for record in records:
+            writer.write(record)
+    return path
+
+
+@contextlib.contextmanager
+def manifest_lock(directory: str):
+    with open(os.path.join(directory, ".manifest.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def read_manifest(directory: str) -> dict:
+    """The manifest of a shard directory ({} when there is none yet)."""
+    path = os.path.join(directory, MANIFEST)
+    if not os.path.exists(path):
+        return {}
+    try:
+        with open(path) as f:
+            manifest = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path} is not a readable manifest ({e}).") from e
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an rstg-tf shard manifest.")
+    return manifest
+
+
+def update_split(directory: str, split: str, update: Callable[[dict], dict]) -> dict:
+    """Read-modify-writes one split's manifest entry under a file lock."""
+    with manifest_lock(directory):
+        manifest = read_manifest(directory) or {"format": FORMAT, "splits": {}}
+        manifest["splits"][split] = update(manifest["splits"].get(split))
+        atomic_write_text(os.path.join(directory, MANIFEST),
+                          json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        return manifest["splits"][split]
+
+
+# ---------------------------------------------------------------------------------------
+# Parallel shard production.
+
+_REPORT_QUEUE = None
+
+
+def _init_worker(report_queue) -> None:
+    global _REPORT_QUEUE
+    _REPORT_QUEUE = report_queue
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _report(count: int) -> None:
+    if _REPORT_QUEUE is not None:
+        _REPORT_QUEUE.put(count)
+
+
+def _run_task(job, task: ShardTask) -> Tuple[ShardTask, dict]:
+    return task, job(task, _report)
+
+
+class _Progress:
+    """A Keras progress bar over records, showing records/s."""
+
+    def __init__(self, total: int, done: int, unit: str, verbose: bool):
+        import keras  # the bar only; imported lazily for NumPy-only callers
+
+        self.unit, self.done, self.start = unit, done, time.time()
+        self.fresh = 0
+        self.bar = keras.utils.Progbar(total, unit_name=unit,
+                                       stateful_metrics=[f"{unit}s/s"]) if verbose else None
+        self.update(0)
+
+    def update(self, count: int) -> None:
+        self.done += count
+        self.fresh += count
+        if self.bar is not None:
+            rate = self.fresh / max(time.time() - self.start, 1e-9)
+            self.bar.update(self.done, values=[(f"{self.unit}s/s", rate)])
+
+
+@contextlib.contextmanager
+def _single_threaded_children():
+    """Spawned workers inherit one BLAS/OpenMP thread each (set before they import NumPy):
+    one process per core beats every process fighting for all cores."""
+    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update({name: "1" for name in names})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def run_jobs(job: Callable, tasks: List[ShardTask], on_done: Callable[[ShardTask, dict], None],
+             total: int, done: int = 0, workers: int = 1, unit: str = "record",
+             verbose: bool = True) -> float:
+    """Runs ``job(task, report)`` for every task; ``on_done`` runs in this process.
+
+    ``job`` must be picklable when ``workers > 1`` (it is sent to spawned processes); it
+    calls ``report(n)`` as it makes records. Returns the fresh records' rate (records/s).
+    """
+    progress = _Progress(total, done, unit, verbose)
+    if workers <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            on_done(task, job(task, progress.update))
+        return progress.fresh / max(time.time() - progress.start, 1e-9)
+    context = multiprocessing.get_context("spawn")
+    report_queue = context.Queue()
+    with _single_threaded_children(), context.Pool(
+            min(workers, len(tasks)), initializer=_init_worker,
+            initargs=(report_queue,)) as pool:
+        pending = [pool.apply_async(_run_task, (job, task)) for task in tasks]
+        while pending:
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    progress.update(report_queue.get(timeout=0.2))
+            still = []
+            for result in pending:
+                if result.ready():
+                    on_done(*result.get())  # re-raises a worker's exception here
+                else:
+                    still.append(result)
+            pending = still
+        with contextlib.suppress(queue.Empty):
+            while True:
+                progress.update(report_queue.get_nowait())
+    return progress.fresh / max(time.time() - progress.start, 1e-9)
+
+
+def remove_stale_temps(directory: str, split: str) -> None:
+    for path in glob.glob(os.path.join(directory, f"{split}-*.tmp-*")):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+
+
+def finished_shards(directory: str, entry: Optional[dict]) -> Dict[str, dict]:
+    """Shards whose final file exists and matches its manifest checksum."""
+    finished = {}
+    for name, info in ((entry or {}).get("shards") or {}).items():
+        path = os.path.join(directory, name)
+        if os.path.exists(path) and file_sha256(path) == info.get("sha256"):
+            finished[name] = info
+    return finished
