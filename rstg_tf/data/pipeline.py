@@ -22,6 +22,8 @@ from rstg_tf.data.video_records import VideoRecordSpec, parse_video
 
 AUTOTUNE = tf.data.AUTOTUNE
 ON_CORRUPT = ("raise", "skip")
+# Appended to each shard's records to count them at its end; not a valid SequenceExample.
+_END_OF_SHARD = b"\xff\xffrstg-tf:end-of-shard"
 
 
 def split_files(data_dir: str, split: str) -> Tuple[List[str], List[int], dict]:
@@ -66,35 +68,32 @@ def _checked_records(path: tf.Tensor, expected: tf.Tensor, compression: str,
     """The records of one shard, read to the end and counted against ``expected``."""
     records = tf.data.TFRecordDataset(path, compression_type=compression,
                                       buffer_size=1 << 20).ignore_errors()
-    tagged = records.map(lambda r: (r, False)).concatenate(
-        tf.data.Dataset.from_tensors((tf.constant(b""), True)))
+    marked = records.concatenate(tf.data.Dataset.from_tensors(tf.constant(_END_OF_SHARD)))
 
-    def count(n, item):
-        record, is_end = item
-        return n + tf.cast(tf.logical_not(is_end), tf.int64), (record, is_end, n)
+    def count(n, record):
+        return n + 1, (record, n)
 
-    def check(record, is_end, n):
+    def keep(record, n):
+        """False for the end marker, after checking the count there."""
+        is_end = tf.equal(record, _END_OF_SHARD)
         ok = tf.logical_or(tf.logical_not(is_end), tf.equal(n, expected))
         if on_corrupt == "raise":
-            assertion = tf.debugging.Assert(ok, [
-                "corrupt or truncated shard", path, "read", n, "of", expected, "records"])
-            with tf.control_dependencies([assertion]):
-                return tf.identity(record), is_end
+            checks = [tf.debugging.Assert(ok, [
+                "corrupt or truncated shard", path, "read", n, "of", expected, "records"])]
+        else:
+            def warn():
+                ops = [tf.print("WARNING: corrupt or truncated shard", path, ": skipped",
+                                expected - n, "of", expected, "records")]
+                if skipped is not None:
+                    ops.append(skipped.assign_add(expected - n))
+                with tf.control_dependencies(ops):
+                    return tf.constant(True)
 
-        def warn():
-            ops = [tf.print("WARNING: corrupt or truncated shard", path, ": skipped",
-                            expected - n, "of", expected, "records")]
-            if skipped is not None:
-                ops.append(skipped.assign_add(expected - n))
-            with tf.control_dependencies(ops):
-                return tf.identity(record)
+            checks = [tf.cond(ok, lambda: tf.constant(True), warn)]
+        with tf.control_dependencies(checks):
+            return tf.logical_not(is_end)
 
-        return tf.cond(ok, lambda: tf.identity(record), warn), is_end
-
-    return (tagged.scan(tf.constant(0, tf.int64), count)
-            .map(check)
-            .filter(lambda record, is_end: tf.logical_not(is_end))
-            .map(lambda record, is_end: record))
+    return marked.scan(tf.constant(0, tf.int64), count).filter(keep)
 
 
 def video_dataset(files: Sequence[str], spec: VideoRecordSpec, *, batch_size: Optional[int],
@@ -161,7 +160,7 @@ def video_dataset(files: Sequence[str], spec: VideoRecordSpec, *, batch_size: Op
     if repeat:
         data = data.repeat()
 
-    def parse(serialized):
+    def parse(serialized, *unused_count_fields):
         parsed = parse_video(spec, serialized)
         return map_fn(parsed) if map_fn is not None else parsed
 

@@ -17,6 +17,7 @@ import glob
 import hashlib
 import json
 import multiprocessing
+from concurrent import futures
 import os
 import queue
 import time
@@ -193,24 +194,24 @@ def run_jobs(job: Callable, tasks: List[ShardTask], on_done: Callable[[ShardTask
         return progress.fresh / max(time.time() - progress.start, 1e-9)
     context = multiprocessing.get_context("spawn")
     report_queue = context.Queue()
-    with _single_threaded_children(), context.Pool(
-            min(workers, len(tasks)), initializer=_init_worker,
+    with _single_threaded_children(), futures.ProcessPoolExecutor(
+            min(workers, len(tasks)), mp_context=context, initializer=_init_worker,
             initargs=(report_queue,)) as pool:
-        pending = [pool.apply_async(_run_task, (job, task)) for task in tasks]
-        while pending:
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    progress.update(report_queue.get(timeout=0.2))
-            still = []
-            for result in pending:
-                if result.ready():
-                    on_done(*result.get())  # re-raises a worker's exception here
-                else:
-                    still.append(result)
-            pending = still
-        with contextlib.suppress(queue.Empty):
-            while True:
-                progress.update(report_queue.get_nowait())
+        pending = {pool.submit(_run_task, job, task) for task in tasks}
+        try:
+            while pending:
+                done_now, pending = futures.wait(pending, timeout=0.2,
+                                                 return_when=futures.FIRST_COMPLETED)
+                with contextlib.suppress(queue.Empty):
+                    while True:
+                        progress.update(report_queue.get_nowait())
+                for future in done_now:
+                    # re-raises a worker's exception; BrokenProcessPool if one died
+                    on_done(*future.result())
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
     return progress.fresh / max(time.time() - progress.start, 1e-9)
 
 

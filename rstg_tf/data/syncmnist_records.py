@@ -18,7 +18,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from rstg_tf.data import shards
+from rstg_tf.data import pipeline, shards
 from rstg_tf.data.mnist import EXPECTED_COUNTS, load_mnist
 from rstg_tf.data.syncmnist import (GENERATOR_VERSION, NUM_CLASSES, SyncMnistConfig,
                                     SyncMnistGenerator, Video)
@@ -206,3 +206,17 @@ def make_split(output_dir: str, split: str, config: SyncMnistConfig = SyncMnistC
 
     return shards.update_split(output_dir, split, finish)
 
+
+
+def dataset(data_dir: str, split: str, batch_size: Optional[int], training: bool = False,
+            **options):
+    """SyncMNIST ``(frames uint8 [B, T, 64, 64, 1], label int64 [B])`` from a shard directory.
+
+    ``options`` go to ``pipeline.video_dataset`` (seed, repeat, on_corrupt, ...).
+    """
+    files, counts, entry = pipeline.split_files(data_dir, split)
+    spec = spec_from_dict(entry["record_spec"])
+    return pipeline.video_dataset(files, spec, batch_size=batch_size, training=training,
+                                  counts=counts,
+                                  map_fn=lambda clip: (clip["frames"], clip["label"]),
+                                  **options)

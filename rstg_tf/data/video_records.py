@@ -109,7 +109,8 @@ def encode_video(spec: VideoRecordSpec, frames: np.ndarray, label: int, media_id
     example = tf.train.SequenceExample(
         context=tf.train.Features(feature=context),
         feature_lists=tf.train.FeatureLists(feature_list=lists))
-    return example.SerializeToString()
+    return example.SerializeToString(deterministic=True)  # map keys sorted: same bytes in
+    # every process (Python string hashing differs between processes)
 
 
 def parse_video(spec: VideoRecordSpec, serialized: tf.Tensor) -> Dict[str, tf.Tensor]:
