@@ -20,7 +20,8 @@ setup(
         "keras>=3.10,<4",       # Model code uses keras.ops only.
         "numpy>=1.26,<3",
         "absl-py>=2.1",         # Flags of the train/export programs.
-        "opencv-python-headless>=4.9",  # Frame resizing and image I/O without a display.
+        "opencv-python-headless>=4.9",  # PNG frames, previews (PNG/GIF), plots; no display.
+        "tensorboard>=2.20",    # Keras' TensorBoard callback (TF 2.21 no longer pulls it in).
     ],
     extras_require={
         "test": ["pytest>=8", "jax[cpu]>=0.4.30"],  # JAX: the backend-neutrality tests.

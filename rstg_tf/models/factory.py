@@ -1,0 +1,125 @@
+"""Clip classifiers built from a ``ModelConfig`` through a registry (TF Model Garden style).
+
+Every model: uint8 clip [B, T, H, W, C] -> ``backbone`` (SimpleC2D) -> head -> dropout ->
+``classifier`` (dense) -> logits [B, num_classes] (float32, also under mixed precision).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Dict, Tuple
+
+import keras
+
+from rstg_tf.backbones.simple_c2d import SimpleC2D
+from rstg_tf.config import RSTGConfig
+from rstg_tf.layers.rstg import RSTG
+from rstg_tf.models.heads import ConvLSTM, MeanLSTM, SmallI3D
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """What to build.
+
+    Attributes:
+      name: registry key: 'rstg', 'mean_lstm', 'conv_lstm', 'i3d' or 'non_local'.
+      num_classes: 46 for SyncMNIST.
+      num_frames, frame_size, channels: the clip shape.
+      num_filters: backbone width (reference 512).
+      dropout: classifier dropout (reference SyncMNIST 0.0).
+      hidden: LSTM units (mean_lstm, conv_lstm) or 3D ResNet width (i3d, non_local).
+      rstg: the RSTG block's config (name 'rstg'); its frame_size follows ``frame_size``.
+    """
+
+    name: str = "rstg"
+    num_classes: int = 46
+    num_frames: int = 10
+    frame_size: Tuple[int, int] = (64, 64)
+    channels: int = 1
+    num_filters: int = 512
+    dropout: float = 0.0
+    hidden: int = 512
+    rstg: RSTGConfig = RSTGConfig()
+
+    def __post_init__(self):
+        if self.name not in MODELS:
+            raise ValueError(f"unknown model {self.name!r}; known: {sorted(MODELS)}.")
+        if self.num_classes < 2 or self.num_frames < 1 or self.num_filters < 1:
+            raise ValueError("num_classes >= 2, num_frames >= 1 and num_filters >= 1 needed.")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1); got {self.dropout}.")
+        object.__setattr__(self, "frame_size", tuple(self.frame_size))
+        if tuple(self.rstg.frame_size) != self.frame_size:
+            object.__setattr__(self, "rstg", self.rstg.replace(frame_size=self.frame_size))
+
+    def to_dict(self) -> Dict[str, Any]:
+        values = dataclasses.asdict(self)
+        values["rstg"] = self.rstg.to_dict()
+        values["frame_size"] = list(self.frame_size)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: Dict[str, Any]) -> "ModelConfig":
+        values = dict(values)
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown ModelConfig fields {sorted(unknown)}.")
+        if isinstance(values.get("rstg"), dict):
+            values["rstg"] = RSTGConfig.from_dict(values["rstg"])
+        return cls(**values)
+
+    def replace(self, **changes) -> "ModelConfig":
+        return dataclasses.replace(self, **changes)
+
+
+MODELS: Dict[str, Callable[[ModelConfig], keras.layers.Layer]] = {}
+
+
+def register(name: str):
+    """Registers ``fn(config) -> head layer`` (features [B,T,H,W,C] -> [B, D])."""
+
+    def wrap(fn):
+        MODELS[name] = fn
+        return fn
+
+    return wrap
+
+
+@register("rstg")
+def _rstg(config: ModelConfig):
+    return RSTG(config.rstg, name="rstg")
+
+
+@register("mean_lstm")
+def _mean_lstm(config: ModelConfig):
+    return MeanLSTM(config.hidden, name="mean_lstm")
+
+
+@register("conv_lstm")
+def _conv_lstm(config: ModelConfig):
+    return ConvLSTM(config.hidden, conv_filters=max(config.hidden // 4, 8), name="conv_lstm")
+
+
+@register("i3d")
+def _i3d(config: ModelConfig):
+    return SmallI3D(config.hidden // 2, name="i3d")
+
+
+@register("non_local")
+def _non_local(config: ModelConfig):
+    return SmallI3D(config.hidden // 2, non_local=True, name="i3d_non_local")
+
+
+def build_backbone(config: ModelConfig) -> SimpleC2D:
+    return SimpleC2D(config.num_filters, name="backbone")
+
+
+def build_model(config: ModelConfig) -> keras.Model:
+    """The clip classifier of ``config``: uint8 clips -> logits."""
+    clips = keras.Input((config.num_frames, *config.frame_size, config.channels),
+                        dtype="uint8", name="frames")
+    features = build_backbone(config)(clips)
+    pooled = MODELS[config.name](config)(features)
+    pooled = keras.layers.Dropout(config.dropout, name="dropout")(pooled)
+    logits = keras.layers.Dense(config.num_classes, dtype="float32", name="classifier")(pooled)
+    return keras.Model(clips, logits, name=config.name)

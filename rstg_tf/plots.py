@@ -1,0 +1,125 @@
+"""Small PNG charts drawn with OpenCV (no plotting dependency): lines, bars, heatmaps."""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence
+
+import cv2
+import numpy as np
+
+from rstg_tf.data.atomic import atomic_write_bytes
+
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_COLOURS = [(180, 119, 31), (14, 127, 255), (44, 160, 44), (40, 39, 214), (189, 103, 148),
+            (75, 86, 140), (194, 119, 227), (127, 127, 127)]   # BGR, matplotlib's tab10
+_INK, _GRID = (30, 30, 30), (225, 225, 225)
+
+
+def _save(image: np.ndarray, path: str) -> str:
+    ok, png = cv2.imencode(".png", image)
+    if not ok:
+        raise RuntimeError(f"could not encode {path}.")
+    atomic_write_bytes(path, png.tobytes())
+    return path
+
+
+def _put(image, text, origin, scale=0.45, colour=_INK, thickness=1):
+    cv2.putText(image, str(text), (int(origin[0]), int(origin[1])), _FONT, scale, colour,
+                thickness, cv2.LINE_AA)
+
+
+def _frame(title: str, size=(900, 560)):
+    width, height = size
+    image = np.full((height, width, 3), 255, np.uint8)
+    _put(image, title, (70, 30), 0.6, thickness=1)
+    return image, (70, 50, width - 30, height - 60)          # plot box: x0, y0, x1, y1
+
+
+def _axes(image, box, y_lo, y_hi, y_label, ticks=5):
+    x0, y0, x1, y1 = box
+    for i in range(ticks + 1):
+        value = y_lo + (y_hi - y_lo) * i / ticks
+        y = y1 - (y1 - y0) * i / ticks
+        cv2.line(image, (x0, int(y)), (x1, int(y)), _GRID, 1)
+        _put(image, f"{value:.3g}", (5, y + 4), 0.4)
+    cv2.rectangle(image, (x0, y0), (x1, y1), _INK, 1)
+    _put(image, y_label, (5, y0 - 8), 0.4)
+
+
+def line_chart(series: Dict[str, Sequence[float]], path: str, title: str,
+               x_label: str = "epoch", y_label: str = "") -> str:
+    """One line per named series over x = 1..n; writes ``path`` (PNG)."""
+    image, box = _frame(title)
+    values = [v for s in series.values() for v in s if np.isfinite(v)]
+    if not values:
+        raise ValueError("line_chart needs at least one finite value.")
+    lo, hi = min(values), max(values)
+    lo, hi = (lo - 0.5, hi + 0.5) if hi == lo else (lo, hi)
+    _axes(image, box, lo, hi, y_label)
+    x0, y0, x1, y1 = box
+    longest = max(len(s) for s in series.values())
+    for k, (name, ys) in enumerate(series.items()):
+        colour = _COLOURS[k % len(_COLOURS)]
+        points = [(x0 + (x1 - x0) * (i / max(longest - 1, 1)),
+                   y1 - (y1 - y0) * (v - lo) / (hi - lo)) for i, v in enumerate(ys)]
+        pts = np.array(points, np.int32).reshape(-1, 1, 2)
+        cv2.polylines(image, [pts], False, colour, 2, cv2.LINE_AA)
+        for p in pts[:, 0]:
+            cv2.circle(image, tuple(int(c) for c in p), 3, colour, -1, cv2.LINE_AA)
+        _put(image, name, (x1 - 200, y0 + 20 + 18 * k), 0.45, colour)
+    for i in range(longest):
+        x = x0 + (x1 - x0) * (i / max(longest - 1, 1))
+        _put(image, i + 1, (x - 4, y1 + 18), 0.4)
+    _put(image, x_label, ((x0 + x1) / 2 - 20, y1 + 40), 0.45)
+    return _save(image, path)
+
+
+def bar_chart(labels: Sequence[str], groups: Dict[str, Sequence[Optional[float]]], path: str,
+              title: str, y_label: str = "", y_max: Optional[float] = None) -> str:
+    """Grouped bars: for each label, one bar per group (None: no bar)."""
+    image, box = _frame(title, (max(900, 110 * len(labels) + 120), 600))
+    x0, y0, x1, y1 = box
+    y1 -= 40
+    box = (x0, y0, x1, y1)
+    values = [v for g in groups.values() for v in g if v is not None]
+    top = y_max or (max(values) * 1.1 if values else 1.0)
+    _axes(image, box, 0.0, top, y_label)
+    slot = (x1 - x0) / max(len(labels), 1)
+    width = slot * 0.8 / max(len(groups), 1)
+    for k, (name, bars) in enumerate(groups.items()):
+        colour = _COLOURS[k % len(_COLOURS)]
+        _put(image, name, (x1 - 220, y0 + 20 + 18 * k), 0.45, colour)
+        for i, value in enumerate(bars):
+            if value is None:
+                continue
+            left = x0 + slot * i + slot * 0.1 + width * k
+            height = (y1 - y0) * min(value, top) / top
+            cv2.rectangle(image, (int(left), int(y1 - height)), (int(left + width - 2), y1),
+                          colour, -1)
+            _put(image, f"{value:.1f}", (left, y1 - height - 4), 0.35)
+    for i, label in enumerate(labels):
+        _put(image, label, (x0 + slot * i + 4, y1 + 18 + 14 * (i % 2)), 0.4)
+    return _save(image, path)
+
+
+def heatmap(matrix: np.ndarray, path: str, title: str,
+            labels: Optional[Sequence[str]] = None, cell: int = 14) -> str:
+    """A row-normalised heatmap (e.g. a confusion matrix, rows = true class)."""
+    matrix = np.asarray(matrix, np.float64)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"heatmap needs a square matrix; got {matrix.shape}.")
+    n = len(matrix)
+    rows = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    colours = cv2.applyColorMap((255 * (1 - rows)).astype(np.uint8), cv2.COLORMAP_BONE)
+    grid = cv2.resize(colours, (n * cell, n * cell), interpolation=cv2.INTER_NEAREST)
+    margin = 60
+    image = np.full((n * cell + margin + 40, n * cell + margin + 20, 3), 255, np.uint8)
+    image[margin:margin + n * cell, margin:margin + n * cell] = grid
+    _put(image, title, (margin, 25), 0.55)
+    _put(image, "true class (rows) vs predicted (columns)", (margin, 45), 0.4)
+    step = max(1, n // 23)
+    for i in range(0, n, step):
+        name = labels[i] if labels is not None else str(i)
+        _put(image, name, (2, margin + i * cell + cell - 3), 0.3)
+        _put(image, i, (margin + i * cell, margin + n * cell + 14), 0.3)
+    return _save(image, path)

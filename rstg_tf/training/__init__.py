@@ -1,0 +1,1 @@
+"""Training, backbone pretraining and evaluation (TensorFlow + Keras ``model.fit``)."""

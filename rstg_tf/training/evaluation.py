@@ -1,0 +1,104 @@
+"""Evaluation of a trained model: top-1 / top-5, per-class accuracy, confusion matrix,
+learning curves; JSON + PNG."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from typing import Dict, List, Optional
+
+import keras
+import numpy as np
+
+from rstg_tf import plots
+from rstg_tf.data import syncmnist_records
+from rstg_tf.data.atomic import atomic_write_text
+from rstg_tf.data.syncmnist import label_name
+
+CHECKPOINTS = ("best", "last")
+
+
+def load_trained_model(model_dir: str, checkpoint: str = "best") -> keras.Model:
+    """Loads ``best.keras`` or ``last.keras`` from a model directory."""
+    import rstg_tf.models  # noqa: F401  (registers the custom layers)
+
+    if checkpoint not in CHECKPOINTS:
+        raise ValueError(f"checkpoint must be one of {CHECKPOINTS}; got {checkpoint!r}.")
+    if not os.path.isdir(model_dir):
+        raise FileNotFoundError(f"model directory {model_dir} does not exist.")
+    path = os.path.join(model_dir, f"{checkpoint}.keras")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} does not exist; train first (python -m train "
+                                f"--model_dir={model_dir} ...).")
+    return keras.models.load_model(path)
+
+
+def read_log(model_dir: str) -> Dict[str, List[float]]:
+    """Columns of ``log.csv`` (CSVLogger), one value per epoch; {} when there is none."""
+    path = os.path.join(model_dir, "log.csv")
+    if not os.path.exists(path):
+        return {}
+    columns: Dict[str, List[float]] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            for key, value in row.items():
+                try:
+                    columns.setdefault(key, []).append(float(value))
+                except (TypeError, ValueError):
+                    pass
+    return columns
+
+
+def evaluate(model_dir: str, data_dir: str, split: str = "test", checkpoint: str = "best",
+             batch_size: int = 32, max_videos: Optional[int] = None,
+             output_dir: Optional[str] = None) -> dict:
+    """Evaluates a model directory's checkpoint on a SyncMNIST split.
+
+    Writes ``eval_<split>.json``, ``confusion_<split>.png`` and (from log.csv)
+    ``learning_curves.png`` into ``output_dir`` (default ``model_dir``).
+
+    Returns:
+      The JSON fields: top1, top5, num_videos, per_class_accuracy, confusion, files, ...
+    """
+    model = load_trained_model(model_dir, checkpoint)
+    data = syncmnist_records.dataset(data_dir, split, batch_size, training=False)
+    if max_videos:
+        data = data.unbatch().take(max_videos).batch(batch_size)
+    num_classes = int(model.output_shape[-1])
+    labels, logits = [], []
+    progress = keras.utils.Progbar(None, unit_name="batch")
+    for frames, label in data:
+        logits.append(np.asarray(model(frames, training=False)))
+        labels.append(np.asarray(label))
+        progress.add(1)
+    labels, logits = np.concatenate(labels), np.concatenate(logits)
+    ranked = np.argsort(-logits, axis=1)
+    top1 = float(np.mean(ranked[:, 0] == labels))
+    top5 = float(np.mean(np.any(ranked[:, :5] == labels[:, None], axis=1)))
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(confusion, (labels, ranked[:, 0]), 1)
+    support = confusion.sum(axis=1)
+    per_class = {label_name(c) if num_classes == 46 else str(c):
+                 (float(confusion[c, c] / support[c]) if support[c] else None)
+                 for c in range(num_classes)}
+    output_dir = output_dir or model_dir
+    os.makedirs(output_dir, exist_ok=True)
+    names = [label_name(c) for c in range(num_classes)] if num_classes == 46 else None
+    files = [plots.heatmap(confusion, os.path.join(output_dir, f"confusion_{split}.png"),
+                           f"{os.path.basename(os.path.abspath(model_dir))} on {split}: "
+                           f"top-1 {100 * top1:.1f}%", labels=names)]
+    log = read_log(model_dir)
+    curves = {k: v for k, v in log.items() if k in ("top1", "val_top1", "top5", "val_top5")}
+    if curves:
+        files.append(plots.line_chart(curves, os.path.join(output_dir, "learning_curves.png"),
+                                      "accuracy per epoch", y_label="accuracy"))
+    results = {"model_dir": model_dir, "checkpoint": checkpoint, "data_dir": data_dir,
+               "split": split, "num_videos": int(len(labels)), "top1": top1, "top5": top5,
+               "chance": 1.0 / num_classes, "per_class_accuracy": per_class,
+               "confusion": confusion.tolist(), "parameters": int(model.count_params()),
+               "files": files}
+    path = os.path.join(output_dir, f"eval_{split}.json")
+    atomic_write_text(path, json.dumps(results, indent=1) + "\n")
+    results["files"].append(path)
+    return results

@@ -1,0 +1,79 @@
+"""Backbone pretraining as in the paper: classify one digit placed at random in a frame.
+
+    frame [B, 1, 64, 64, 1] -> SimpleC2D -> mean over space -> dense(10)
+
+The trained backbone's weights are saved as a Keras ``.weights.h5`` file that
+``load_backbone_weights`` puts into any model built by ``rstg_tf.models.build_model``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import keras
+import numpy as np
+
+from rstg_tf.data.atomic import atomic_file
+from rstg_tf.models import ModelConfig, build_backbone
+from rstg_tf.training.single_digits import single_digit_frames
+
+
+def _backbone_model(backbone, config: ModelConfig, frames: int = 1) -> keras.Model:
+    clips = keras.Input((frames, *config.frame_size, config.channels), dtype="uint8")
+    return keras.Model(clips, backbone(clips), name="backbone_only")
+
+
+def pretrain_backbone(config: ModelConfig, mnist, path: str, num_images: int = 20000,
+                      epochs: int = 2, batch_size: int = 64, learning_rate: float = 1e-3,
+                      seed: int = 0, verbose: int = 1) -> dict:
+    """Trains ``config``'s backbone on single digits; saves its weights to ``path``.
+
+    Args:
+      config: the model config whose backbone (``num_filters``) is trained.
+      mnist: an ``rstg_tf.data.mnist.Mnist``.
+      path: where the weights go (``*.weights.h5``).
+      num_images, epochs, batch_size, learning_rate: the run (Adam).
+
+    Returns:
+      {'train_accuracy', 'test_accuracy', 'path'} of the pretraining classifier.
+    """
+    if not path.endswith(".weights.h5"):
+        raise ValueError(f"backbone weights are saved as '*.weights.h5'; got {path!r}.")
+    keras.utils.set_random_seed(seed)
+    x, y = single_digit_frames(mnist.train_images, mnist.train_labels, num_images, seed)
+    x_test, y_test = single_digit_frames(mnist.test_images, mnist.test_labels,
+                                         min(2000, len(mnist.test_images)), seed + 1)
+    backbone = build_backbone(config)
+    clips = keras.Input((1, *config.frame_size, config.channels), dtype="uint8")
+    features = backbone(clips)
+    pooled = keras.layers.GlobalAveragePooling3D()(features)
+    logits = keras.layers.Dense(10, dtype="float32")(pooled)
+    model = keras.Model(clips, logits, name="digit_classifier")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    history = model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose)
+    _, test_accuracy = model.evaluate(x_test, y_test, batch_size=256, verbose=0)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path[:-len(".weights.h5")] + ".tmp.weights.h5"
+    _backbone_model(backbone, config).save_weights(tmp)
+    os.replace(tmp, path)
+    return {"train_accuracy": float(history.history["accuracy"][-1]),
+            "test_accuracy": float(test_accuracy), "path": path}
+
+
+def load_backbone_weights(model: keras.Model, path: str, config: ModelConfig,
+                          trainable: Optional[bool] = None) -> None:
+    """Loads pretrained backbone weights into ``model``'s ``backbone`` layer."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"backbone weights {path} do not exist; make them with "
+                                f"python -m train.pretrain --output={path}.")
+    backbone = model.get_layer("backbone")
+    try:
+        _backbone_model(backbone, config).load_weights(path)
+    except ValueError as e:
+        raise ValueError(f"backbone weights {path} do not fit this backbone "
+                         f"(num_filters={config.num_filters}): {e}") from None
+    if trainable is not None:
+        backbone.trainable = trainable

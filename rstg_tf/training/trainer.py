@@ -1,0 +1,167 @@
+"""Training with Keras ``model.fit`` on SyncMNIST shards.
+
+``train(config)`` builds the model under the chosen distribution strategy, compiles it
+(cross-entropy, top-1 / top-5), and fits it on the tf.data pipeline with Keras callbacks
+only: BackupAndRestore (a killed run started again with the same command resumes from its
+last epoch), ModelCheckpoint (``best.keras`` by validation top-1, ``last.keras``),
+ReduceLROnPlateau (/10), TensorBoard, CSVLogger (``log.csv``) and TerminateOnNaN.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from typing import Optional
+
+import keras
+import tensorflow as tf
+
+from rstg_tf.data import pipeline, syncmnist_records
+from rstg_tf.data.atomic import atomic_write_text
+from rstg_tf.models import ModelConfig, build_model
+from rstg_tf.training.pretrain import load_backbone_weights
+
+STRATEGIES = ("default", "mirrored", "multi_worker")
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """One training run (every flag of ``python -m train``)."""
+
+    data_dir: str
+    model_dir: str
+    model: ModelConfig = ModelConfig()
+    batch_size: int = 8
+    epochs: int = 10
+    steps_per_epoch: Optional[int] = None     # default: train videos // batch
+    val_videos: Optional[int] = None          # default: the whole test split
+    optimizer: str = "sgd"                    # reference: SGD, Nesterov momentum 0.9
+    learning_rate: float = 1e-4
+    momentum: float = 0.9
+    plateau_patience: int = 2
+    backbone_weights: Optional[str] = None
+    freeze_backbone: bool = False
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    strategy: str = "default"
+    on_corrupt: str = "raise"
+    seed: int = 0
+    verbose: int = 1
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}; got {self.strategy!r}.")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {self.optimizer!r}.")
+        if self.batch_size < 1 or self.epochs < 1 or self.learning_rate <= 0:
+            raise ValueError("batch_size, epochs and learning_rate must be positive.")
+
+    def to_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        values["model"] = self.model.to_dict()
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        values = dict(values)
+        values["model"] = ModelConfig.from_dict(values["model"])
+        return cls(**values)
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment "
+                             "variable (cluster and task) on every worker.")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def is_chief() -> bool:
+    """True unless TF_CONFIG names this process a non-chief worker."""
+    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    if not task:
+        return True
+    if "chief" in cluster:
+        return task.get("type") == "chief"
+    return task.get("type") == "worker" and task.get("index", 0) == 0
+
+
+def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(config.learning_rate)
+    return keras.optimizers.SGD(config.learning_rate, momentum=config.momentum,
+                                nesterov=True)
+
+
+def compile_model(model: keras.Model, config: TrainConfig) -> None:
+    model.compile(
+        optimizer=make_optimizer(config),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1"),
+                 keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5")],
+        jit_compile=config.jit_compile)
+
+
+def _split_size(data_dir: str, split: str) -> int:
+    _, counts, _ = pipeline.split_files(data_dir, split)
+    return sum(counts)
+
+
+def make_callbacks(config: TrainConfig) -> list:
+    model_dir = config.model_dir
+    work_dir = model_dir if is_chief() else os.path.join(
+        model_dir, "workers", f"worker-{json.loads(os.environ['TF_CONFIG'])['task']['index']}")
+    return [
+        keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup"),
+                                         delete_checkpoint=False),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.ModelCheckpoint(os.path.join(work_dir, "best.keras"),
+                                        monitor="val_top1", mode="max",
+                                        save_best_only=True),
+        keras.callbacks.ModelCheckpoint(os.path.join(work_dir, "last.keras")),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.1,
+                                          patience=config.plateau_patience),
+        keras.callbacks.CSVLogger(os.path.join(work_dir, "log.csv"), append=True),
+        keras.callbacks.TensorBoard(os.path.join(work_dir, "tensorboard")),
+    ]
+
+
+def train(config: TrainConfig) -> keras.callbacks.History:
+    """Runs (or resumes) one training run; returns the Keras history of this process."""
+    num_train = _split_size(config.data_dir, "train")
+    num_val = _split_size(config.data_dir, "test")
+    os.makedirs(config.model_dir, exist_ok=True)
+    if is_chief():
+        atomic_write_text(os.path.join(config.model_dir, "config.json"),
+                          json.dumps(config.to_dict(), indent=1, sort_keys=True) + "\n")
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    keras.utils.set_random_seed(config.seed)
+    strategy = make_strategy(config.strategy)
+    global_batch = config.batch_size * strategy.num_replicas_in_sync
+    steps = config.steps_per_epoch or max(num_train // global_batch, 1)
+    val_videos = min(config.val_videos or num_val, num_val)
+    val_steps = max(math.ceil(val_videos / global_batch), 1)
+
+    train_data = syncmnist_records.dataset(config.data_dir, "train", global_batch,
+                                           training=True, repeat=True, seed=config.seed,
+                                           on_corrupt=config.on_corrupt)
+    val_data = syncmnist_records.dataset(config.data_dir, "test", global_batch,
+                                         training=False,
+                                         on_corrupt=config.on_corrupt).take(val_steps)
+    with strategy.scope():
+        model = build_model(config.model)
+        if config.backbone_weights:
+            load_backbone_weights(model, config.backbone_weights, config.model,
+                                  trainable=not config.freeze_backbone)
+        compile_model(model, config)
+    return model.fit(train_data, epochs=config.epochs, steps_per_epoch=steps,
+                     validation_data=val_data, validation_steps=val_steps, shuffle=False,
+                     callbacks=make_callbacks(config), verbose=config.verbose)

@@ -1,0 +1,174 @@
+"""Models registry, backbone pretraining, training with model.fit (resume after a kill,
+bad flags), evaluation outputs, and the two-worker run — at tiny sizes."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from rstg_tf.config import RSTGConfig
+from rstg_tf.data import syncmnist_records
+from rstg_tf.data.mnist import load_mnist
+from rstg_tf.data.syncmnist import SyncMnistConfig
+from rstg_tf.models import MODELS, ModelConfig, build_model
+from rstg_tf.training.pretrain import load_backbone_weights, pretrain_backbone
+from rstg_tf.training.trainer import TrainConfig, train
+from tests.helpers import ROOT, run_python
+from tests.syncmnist_fixtures import write_fake_npz
+
+TINY = ModelConfig(num_filters=4, hidden=8, rstg=RSTGConfig(node_dim=8, message_dim=6,
+                                                            num_iterations=2))
+TINY_FLAGS = ["--num_filters=4", "--hidden=8", "--node_dim=8", "--message_dim=6",
+              "--num_iterations=2", "--batch_size=4", "--val_videos=8", "--verbose=2"]
+
+
+@pytest.fixture(scope="module")
+def mnist_npz(tmp_path_factory):
+    return write_fake_npz(tmp_path_factory.mktemp("mnist") / "mnist.npz")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory, mnist_npz):
+    out = str(tmp_path_factory.mktemp("sync3"))
+    for split, count in (("train", 32), ("test", 16)):
+        syncmnist_records.make_split(out, split, SyncMnistConfig(num_digits=3),
+                                     num_videos=count, num_shards=2, mnist_source=mnist_npz,
+                                     expected_counts=None, verbose=False)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_registry_entry_builds_and_trains_one_step(name):
+    config = TINY.replace(name=name)
+    model = build_model(config)
+    clips = np.random.default_rng(0).integers(0, 256, (2, 10, 64, 64, 1)).astype("uint8")
+    logits = model(clips)
+    assert logits.shape == (2, 46) and model.get_layer("backbone").output.shape[2:4] == (6, 6)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True))
+    loss = model.train_on_batch(clips, np.array([3, 45]))
+    assert np.isfinite(loss) and model.count_params() > 0
+
+
+def test_model_config_round_trip_and_errors(tmp_path):
+    config = TINY.replace(name="non_local", dropout=0.3)
+    assert ModelConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    with pytest.raises(ValueError, match="unknown model"):
+        ModelConfig(name="transformer")
+    model = build_model(TINY)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    clips = np.random.default_rng(1).integers(0, 256, (1, 10, 64, 64, 1)).astype("uint8")
+    np.testing.assert_allclose(keras.models.load_model(path)(clips), model(clips), atol=1e-5)
+
+
+def test_pretrained_backbone_loads(tmp_path, mnist_npz):
+    mnist = load_mnist(mnist_npz, expected_counts=None)
+    path = str(tmp_path / "bb.weights.h5")
+    result = pretrain_backbone(TINY, mnist, path, num_images=64, epochs=1, batch_size=16,
+                               verbose=0)
+    assert os.path.exists(path) and 0.0 <= result["test_accuracy"] <= 1.0
+    model = build_model(TINY)
+    load_backbone_weights(model, path, TINY, trainable=False)
+    conv = model.get_layer("backbone").convs[0]
+    reference = build_model(TINY)
+    load_backbone_weights(reference, path, TINY)
+    np.testing.assert_array_equal(conv.kernel.numpy(),
+                                  reference.get_layer("backbone").convs[0].kernel.numpy())
+    assert not model.get_layer("backbone").trainable
+    with pytest.raises(ValueError, match="do not fit"):
+        load_backbone_weights(build_model(TINY.replace(num_filters=6)), path,
+                              TINY.replace(num_filters=6))
+    with pytest.raises(FileNotFoundError, match="train.pretrain"):
+        load_backbone_weights(model, str(tmp_path / "none.weights.h5"), TINY)
+
+
+def test_few_step_fit_lowers_the_loss(tmp_path, data_dir):
+    config = TrainConfig(data_dir=data_dir, model_dir=str(tmp_path / "run"),
+                         model=TINY.replace(name="mean_lstm"), batch_size=8, epochs=6,
+                         steps_per_epoch=4, optimizer="adam", learning_rate=3e-3,
+                         verbose=0)
+    history = train(config).history
+    assert history["loss"][-1] < history["loss"][0]
+    for name in ("best.keras", "last.keras", "log.csv", "config.json"):
+        assert os.path.exists(tmp_path / "run" / name), name
+    assert TrainConfig.from_dict(json.load(open(tmp_path / "run" / "config.json"))) == config
+
+
+def _epochs_logged(model_dir):
+    with open(os.path.join(model_dir, "log.csv")) as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+def test_resume_after_sigkill(tmp_path, data_dir):
+    model_dir = str(tmp_path / "run")
+    command = [sys.executable, "-m", "train", f"--data_dir={data_dir}",
+               f"--model_dir={model_dir}", "--model=mean_lstm", "--epochs=12",
+               "--steps_per_epoch=2", *TINY_FLAGS]
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if os.path.exists(os.path.join(model_dir, "log.csv")) and \
+                len(_epochs_logged(model_dir)) >= 2:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = _epochs_logged(model_dir)
+    assert 2 <= len(before) < 12
+    again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    after = _epochs_logged(model_dir)[len(before):]
+    assert after and after[0] >= before[-1] >= 1          # resumed, not from epoch 0
+    assert after[-1] == 11 and len(after) <= 12 - len(before) + 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model=transformer"], "--model"),
+    (["--data_dir=/no/such/dir", "--model_dir=/tmp/x"], "does not exist"),
+    (["--flagfile=/no/such.flags"], "such.flags"),
+    (["--strategy=multi_worker", "--model_dir=/tmp/x"], "TF_CONFIG"),
+])
+def test_bad_flags_are_one_line_exit_2(args, message, data_dir):
+    if "--data_dir=/no/such/dir" not in args:
+        args = [f"--data_dir={data_dir}", *args]
+    result = run_python(["-m", "train", *args])
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors and message in errors[0] and "Traceback" not in result.stderr
+
+
+def test_evaluate_writes_json_and_plots(tmp_path, data_dir):
+    model_dir = str(tmp_path / "run")
+    train(TrainConfig(data_dir=data_dir, model_dir=model_dir, model=TINY, batch_size=4,
+                      epochs=2, steps_per_epoch=2, val_videos=8, verbose=0))
+    result = run_python(["-m", "train.evaluate", f"--model_dir={model_dir}",
+                         f"--data={data_dir}", "--batch_size=5"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "top-1" in result.stdout
+    report = json.load(open(os.path.join(model_dir, "eval_test.json")))
+    for key in ("top1", "top5", "per_class_accuracy", "confusion", "num_videos", "parameters",
+                "chance", "files"):
+        assert key in report, key
+    assert report["num_videos"] == 16 and 0.0 <= report["top1"] <= report["top5"] <= 1.0
+    confusion = np.array(report["confusion"])
+    assert confusion.shape == (46, 46) and confusion.sum() == 16
+    assert np.isclose(np.trace(confusion) / 16, report["top1"])
+    assert len(report["per_class_accuracy"]) == 46
+    for path in report["files"]:
+        assert os.path.getsize(path) > 0
+    assert os.path.exists(os.path.join(model_dir, "learning_curves.png"))
+    missing = run_python(["-m", "train.evaluate", f"--model_dir={tmp_path / 'nope'}",
+                          f"--data={data_dir}"])
+    assert missing.returncode == 2 and "does not exist" in missing.stderr

@@ -1,0 +1,37 @@
+"""Evaluate a trained model: ``python -m train.evaluate --model_dir=... --data=...``.
+
+Prints top-1 / top-5 and writes eval_<split>.json (top1, top5, per-class accuracy,
+confusion matrix, parameters), confusion_<split>.png and learning_curves.png (from log.csv).
+"""
+
+import json
+
+from absl import flags
+
+from train import cli
+
+flags.DEFINE_string("model_dir", None, "A training run's --model_dir.")
+flags.DEFINE_string("data", None, "Shard directory (python -m train.make_syncmnist).")
+flags.DEFINE_enum("split", "test", ["train", "test"], "Split to evaluate.")
+flags.DEFINE_enum("checkpoint", "best", ["best", "last"], "best.keras or last.keras.")
+flags.DEFINE_integer("batch_size", 32, "Batch size.", lower_bound=1)
+flags.DEFINE_integer("max_videos", None, "Only the first N videos.", lower_bound=1)
+flags.DEFINE_string("output_dir", None, "Where results go (default: --model_dir).")
+flags.mark_flags_as_required(["model_dir", "data"])
+
+
+def main(argv):
+    del argv
+    f = flags.FLAGS
+    from rstg_tf.training.evaluation import evaluate
+
+    results = evaluate(f.model_dir, f.data, split=f.split, checkpoint=f.checkpoint,
+                       batch_size=f.batch_size, max_videos=f.max_videos,
+                       output_dir=f.output_dir)
+    print(f"\n{f.split}: top-1 {100 * results['top1']:.2f}%  top-5 {100 * results['top5']:.2f}%"
+          f"  ({results['num_videos']} videos, chance {100 * results['chance']:.2f}%)")
+    print(json.dumps({"files": results["files"]}))
+
+
+if __name__ == "__main__":
+    cli.run(main)

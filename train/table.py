@@ -1,0 +1,160 @@
+"""Reproduce the paper's SyncMNIST table: ``python -m train.table --digits=3 --budget=quick``.
+
+For each Table 1 row (``configs/syncmnist{D}_<row>.flags``): make the data if missing,
+pretrain the backbone once, train the row (``python -m train``, resumable), evaluate it
+(``python -m train.evaluate``), then write ``table.md`` (ours beside the paper's, parameter
+counts) and ``table.png`` into --work_dir. Re-running skips finished rows.
+
+Budgets: ``quick`` (configs/budget_quick.flags; 10k train / 1k test videos; minutes per
+row on 2 CPU cores) and ``paper`` (the reference's sizes, 600k / 10k videos; for a GPU).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from absl import flags
+
+from train import cli
+
+PAPER = {  # SPEC section 9, Table 1 (accuracy %).
+    3: {"mean_lstm": 77.0, "conv_lstm": 95.0, "rstg_space_only": 61.3,
+        "rstg_time_only": 89.7, "rstg_homogeneous": 95.7, "rstg_one_temp": 97.0,
+        "rstg_all_temp": 98.9},
+    5: {"conv_lstm": 39.7, "i3d": 90.6, "non_local": 93.5, "rstg_homogeneous": 58.3,
+        "rstg_one_temp": 74.1, "rstg_all_temp": 94.5, "rstg_positional_all_temp": 97.2},
+}
+BUDGETS = {  # videos (train, test), backbone: (filters, pretraining images, epochs)
+    "quick": {"videos": (10000, 1000), "backbone": (32, 20000, 2)},
+    "paper": {"videos": (None, None), "backbone": (512, 60000, 3)},
+}
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+flags.DEFINE_enum("digits", "3", ["3", "5"], "3SyncMNIST or 5SyncMNIST.")
+flags.DEFINE_enum("budget", "quick", ["quick", "paper"], "Run sizes (see the docstring).")
+flags.DEFINE_list("rows", None, "Only these rows (default: all of the table's rows).")
+flags.DEFINE_string("work_dir", None, "Runs, table.md and table.png (default "
+                    "runs/table<D>_<budget>).")
+flags.DEFINE_string("data_dir", None, "Shards (default data/syncmnist<D>_<budget>).")
+flags.DEFINE_integer("workers", min(os.cpu_count() or 1, 8), "Data generation workers.",
+                     lower_bound=1)
+flags.DEFINE_list("extra_flags", [], "More flags for every training run, e.g. "
+                  "--extra_flags=--epochs=2,--steps_per_epoch=10.")
+
+
+def _run(args, log_path=None):
+    """Runs ``python -m ...`` from the repo root, streaming its output (and to a log)."""
+    print(f"$ python {' '.join(args)}", flush=True)
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    with subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
+        log = open(log_path, "a") if log_path else None
+        for line in proc.stdout:
+            if not line.startswith(("WARNING: All log", "I0000", "E0000", "W0000")):
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            if log:
+                log.write(line)
+        if log:
+            log.close()
+    if proc.returncode != 0:
+        raise ValueError(f"`python {' '.join(args[:2])} ...` failed (exit {proc.returncode})"
+                         + (f"; see {log_path}" if log_path else "") + ".")
+
+
+def _ensure_data(data_dir, digits, budget, workers):
+    from rstg_tf.data import shards
+
+    train_videos, test_videos = BUDGETS[budget]["videos"]
+    for split, count in (("train", train_videos), ("test", test_videos)):
+        entry = (shards.read_manifest(data_dir).get("splits") or {}).get(split) \
+            if os.path.isdir(data_dir) else None
+        if entry and entry.get("complete"):
+            continue
+        args = ["-m", "train.make_syncmnist", f"--digits={digits}", f"--split={split}",
+                f"--output_dir={data_dir}", f"--workers={workers}", "--quiet"]
+        if count:
+            args.append(f"--num_videos={count}")
+        _run(args)
+
+
+def _ensure_backbone(work_dir, budget):
+    filters, images, epochs = BUDGETS[budget]["backbone"]
+    path = os.path.join(work_dir, f"backbone{filters}.weights.h5")
+    if not os.path.exists(path):
+        _run(["-m", "train.pretrain", f"--num_filters={filters}", f"--output={path}",
+              f"--num_images={images}", f"--epochs={epochs}", "--verbose=2"])
+    return path
+
+
+def _table(digits, budget, rows, results, work_dir):
+    from rstg_tf import plots
+
+    lines = [f"# Table 1, {digits}SyncMNIST, budget `{budget}`", "",
+             "| model | ours top-1 % | ours top-5 % | paper % | parameters | note |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    chance = 100.0 / 46
+    for row in rows:
+        r = results.get(row)
+        if r is None:
+            lines.append(f"| {row} | not run | | {PAPER[digits][row]} | | |")
+            continue
+        top1 = 100 * r["top1"]
+        note = "at chance within this budget" if top1 < 2 * chance else ""
+        lines.append(f"| {row} | {top1:.1f} | {100 * r['top5']:.1f} | {PAPER[digits][row]} "
+                     f"| {r['parameters']:,} | {note} |")
+    lines += ["", f"Chance: {chance:.1f} %. Test videos: "
+              f"{max((r['num_videos'] for r in results.values()), default=0)}."]
+    path = os.path.join(work_dir, "table.md")
+    from rstg_tf.data.atomic import atomic_write_text
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    plots.bar_chart([r.replace("rstg_", "") for r in rows],
+                    {"ours (top-1 %)": [100 * results[r]["top1"] if r in results else None
+                                        for r in rows],
+                     "paper (%)": [PAPER[digits][r] for r in rows]},
+                    os.path.join(work_dir, "table.png"),
+                    f"{digits}SyncMNIST accuracy, budget {budget}", y_label="%",
+                    y_max=100.0)
+    return path
+
+
+def main(argv):
+    del argv
+    f = flags.FLAGS
+    digits, budget = int(f.digits), f.budget
+    rows = f.rows or list(PAPER[digits])
+    unknown = [r for r in rows if r not in PAPER[digits]]
+    if unknown:
+        raise ValueError(f"unknown rows {unknown} for {digits}SyncMNIST; known: "
+                         f"{list(PAPER[digits])}.")
+    work_dir = f.work_dir or os.path.join("runs", f"table{digits}_{budget}")
+    data_dir = f.data_dir or os.path.join("data", f"syncmnist{digits}_{budget}")
+    os.makedirs(work_dir, exist_ok=True)
+    start = time.time()
+    _ensure_data(data_dir, digits, budget, f.workers)
+    backbone = _ensure_backbone(work_dir, budget)
+    results = {}
+    for row in rows:
+        model_dir = os.path.join(work_dir, row)
+        eval_path = os.path.join(model_dir, "eval_test.json")
+        if not os.path.exists(eval_path):
+            os.makedirs(model_dir, exist_ok=True)
+            _run(["-m", "train", f"--flagfile=configs/syncmnist{digits}_{row}.flags",
+                  f"--flagfile=configs/budget_{budget}.flags", f"--data_dir={data_dir}",
+                  f"--model_dir={model_dir}", f"--backbone_weights={backbone}", "--verbose=2",
+                  *f.extra_flags], log_path=os.path.join(model_dir, "train.log"))
+            _run(["-m", "train.evaluate", f"--model_dir={model_dir}", f"--data={data_dir}"])
+        with open(eval_path) as fh:
+            results[row] = json.load(fh)
+        print(f"{row}: test top-1 {100 * results[row]['top1']:.1f}% "
+              f"(paper {PAPER[digits][row]}%)", flush=True)
+    path = _table(digits, budget, rows, results, work_dir)
+    print(open(path).read())
+    print(f"finished in {(time.time() - start) / 60:.1f} min; table: {path}, chart: "
+          f"{os.path.join(work_dir, 'table.png')}")
+
+
+if __name__ == "__main__":
+    cli.run(main)
