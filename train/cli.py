@@ -27,14 +27,20 @@ def _parse_flags(argv):
 
 
 def run(main) -> None:
-    """``absl.app.run`` with flag errors and user errors reported as one line, exit 2."""
+    """``absl.app.run`` with flag errors and user errors reported as one line, exit 2
+    (``RSTG_TRACEBACK=1`` shows the traceback of a user error instead)."""
 
     def guarded(argv):
         if len(argv) > 1:
             fail(f"unexpected arguments {argv[1:]}; every setting is a --flag.")
+        if os.environ.get("RSTG_TRACEBACK"):
+            import keras
+            keras.config.disable_traceback_filtering()
         try:
             return main(argv)
         except USER_ERRORS as e:
+            if os.environ.get("RSTG_TRACEBACK"):
+                raise
             fail(str(e))
 
     app.run(guarded, flags_parser=_parse_flags)

@@ -44,21 +44,34 @@ flags.DEFINE_list("extra_flags", [], "More flags for every training run, e.g. "
                   "--extra_flags=--epochs=2,--steps_per_epoch=10.")
 
 
+_NOISE = ("WARNING: All log", "I0000", "E0000", "W0000")
+
+
 def _run(args, log_path=None):
-    """Runs ``python -m ...`` from the repo root, streaming its output (and to a log)."""
+    """Runs ``python ARGS`` from the repo root; streams its output (progress bars too,
+    without TF's start-up chatter) and keeps a copy in ``log_path``."""
     print(f"$ python {' '.join(args)}", flush=True)
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    with subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, text=True,
+    log = open(log_path, "ab") if log_path else None
+    pending = b""
+    with subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
-        log = open(log_path, "a") if log_path else None
-        for line in proc.stdout:
-            if not line.startswith(("WARNING: All log", "I0000", "E0000", "W0000")):
-                sys.stdout.write(line)
-                sys.stdout.flush()
+        for chunk in iter(lambda: proc.stdout.read1(4096), b""):
             if log:
-                log.write(line)
-        if log:
-            log.close()
+                log.write(chunk)
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if not line.lstrip(b"\r").startswith(tuple(n.encode() for n in _NOISE)):
+                    sys.stdout.buffer.write(line + b"\n")
+            if b"\r" in pending:              # a progress bar redrawing its line
+                cut = pending.rindex(b"\r")
+                sys.stdout.buffer.write(pending[:cut])
+                pending = pending[cut:]
+            sys.stdout.flush()
+        sys.stdout.buffer.write(pending)
+    if log:
+        log.close()
     if proc.returncode != 0:
         raise ValueError(f"`python {' '.join(args[:2])} ...` failed (exit {proc.returncode})"
                          + (f"; see {log_path}" if log_path else "") + ".")
@@ -85,7 +98,7 @@ def _ensure_backbone(work_dir, budget):
     path = os.path.join(work_dir, f"backbone{filters}.weights.h5")
     if not os.path.exists(path):
         _run(["-m", "train.pretrain", f"--num_filters={filters}", f"--output={path}",
-              f"--num_images={images}", f"--epochs={epochs}", "--verbose=2"])
+              f"--num_images={images}", f"--epochs={epochs}"])
     return path
 
 
@@ -143,7 +156,7 @@ def main(argv):
             os.makedirs(model_dir, exist_ok=True)
             _run(["-m", "train", f"--flagfile=configs/syncmnist{digits}_{row}.flags",
                   f"--flagfile=configs/budget_{budget}.flags", f"--data_dir={data_dir}",
-                  f"--model_dir={model_dir}", f"--backbone_weights={backbone}", "--verbose=2",
+                  f"--model_dir={model_dir}", f"--backbone_weights={backbone}",
                   *f.extra_flags], log_path=os.path.join(model_dir, "train.log"))
             _run(["-m", "train.evaluate", f"--model_dir={model_dir}", f"--data={data_dir}"])
         with open(eval_path) as fh:

@@ -115,11 +115,12 @@ def _split_size(data_dir: str, split: str) -> int:
 
 
 def make_callbacks(config: TrainConfig) -> list:
-    model_dir = config.model_dir
-    work_dir = model_dir if is_chief() else os.path.join(
-        model_dir, "workers", f"worker-{json.loads(os.environ['TF_CONFIG'])['task']['index']}")
+    # Multi-worker: every worker runs the callbacks; only the chief writes into model_dir.
+    work_dir = config.model_dir if is_chief() else os.path.join(
+        config.model_dir, "workers",
+        f"worker-{json.loads(os.environ['TF_CONFIG'])['task']['index']}")
     return [
-        keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup"),
+        keras.callbacks.BackupAndRestore(os.path.join(work_dir, "backup"),
                                          delete_checkpoint=False),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.ModelCheckpoint(os.path.join(work_dir, "best.keras"),
@@ -131,6 +132,39 @@ def make_callbacks(config: TrainConfig) -> list:
         keras.callbacks.CSVLogger(os.path.join(work_dir, "log.csv"), append=True),
         keras.callbacks.TensorBoard(os.path.join(work_dir, "tensorboard")),
     ]
+
+
+def _multi_worker_workarounds(model: keras.Model, config: TrainConfig) -> None:
+    """Two Keras 3 bugs with MultiWorkerMirroredStrategy (keras-team/keras#20585):
+
+    * fit learns the input shapes by reducing the first distributed batch across workers,
+      which fails ("Attempt to convert a value (PerReplica ...)"): give it an example batch;
+    * the per-step logs (scalars) are reduced with ``axis=0``, which fails on scalars:
+      reduce scalars with ``axis=None``.
+    Both touch private Keras names, hence the pinned Keras range and the two-worker test.
+    """
+    from keras.src.backend.tensorflow import trainer as keras_tf_trainer
+
+    m = config.model
+    example = (tf.zeros((config.batch_size, m.num_frames, *m.frame_size, m.channels),
+                        tf.uint8), tf.zeros((config.batch_size,), tf.int64))
+    model._maybe_symbolic_build = (  # pylint: disable=protected-access
+        lambda iterator=None, data_batch=None: model._symbolic_build(data_batch=example))
+    original = keras_tf_trainer.reduce_per_replica
+    if getattr(original, "rstg_patched", False):
+        return
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and \
+                keras_tf_trainer._collective_all_reduce_multi_worker(strategy):
+            def mean(v):
+                local = strategy.experimental_local_results(v)[0]
+                return strategy.reduce("MEAN", v, axis=0 if local.shape.rank else None)
+            return tf.nest.map_structure(mean, values)
+        return original(values, strategy, reduction)
+
+    reduce_per_replica.rstg_patched = True
+    keras_tf_trainer.reduce_per_replica = reduce_per_replica
 
 
 def train(config: TrainConfig) -> keras.callbacks.History:
@@ -162,6 +196,10 @@ def train(config: TrainConfig) -> keras.callbacks.History:
             load_backbone_weights(model, config.backbone_weights, config.model,
                                   trainable=not config.freeze_backbone)
         compile_model(model, config)
-    return model.fit(train_data, epochs=config.epochs, steps_per_epoch=steps,
-                     validation_data=val_data, validation_steps=val_steps, shuffle=False,
-                     callbacks=make_callbacks(config), verbose=config.verbose)
+        if config.strategy == "multi_worker":
+            _multi_worker_workarounds(model, config)
+        # fit inside the scope: Keras 3 runs its steps on the scope's strategy
+        return model.fit(train_data, epochs=config.epochs, steps_per_epoch=steps,
+                         validation_data=val_data, validation_steps=val_steps,
+                         shuffle=False, callbacks=make_callbacks(config),
+                         verbose=config.verbose)
