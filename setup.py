@@ -24,7 +24,8 @@ setup(
         "tensorboard>=2.20",    # Keras' TensorBoard callback (TF 2.21 no longer pulls it in).
     ],
     extras_require={
-        "test": ["pytest>=8", "jax[cpu]>=0.4.30"],  # JAX: the backend-neutrality tests.
+        # JAX: the backend-neutrality tests; serving API: warmup records, gRPC client.
+        "test": ["pytest>=8", "jax[cpu]>=0.4.30", "tensorflow-serving-api==2.21.*"],
         "serving": ["tensorflow-serving-api==2.21.*"],
     },
 )
