@@ -242,3 +242,43 @@ def test_client_rest_clip_and_stream(server, tmp_path):
     down = run_python(["-m", "export.client", "--server=127.0.0.1:9", f"--video="
                        f"{tmp_path / 'clip.npy'}", f"--num_frames={T}", "--timeout=5"])
     assert down.returncode == 2 and "cannot reach" in down.stderr
+
+
+def test_client_grpc_against_a_prediction_service(exported, tmp_path):
+    """The gRPC client against a minimal PredictionService (tensorflow-serving-api's
+    protos and stubs) that runs the exported signatures — TF Serving's gRPC contract."""
+    from concurrent import futures
+
+    import grpc
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    _, path = exported
+    loaded = tf.saved_model.load(str(path))
+
+    class Service(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def Predict(self, request, context):  # noqa: N802 (gRPC naming)
+            function = loaded.signatures[request.model_spec.signature_name]
+            outputs = function(**{k: tf.constant(tf.make_ndarray(v))
+                                  for k, v in request.inputs.items()})
+            response = predict_pb2.PredictResponse()
+            for key, value in outputs.items():
+                response.outputs[key].CopyFrom(tf.make_tensor_proto(value.numpy()))
+            return response
+
+    grpc_server = grpc.server(futures.ThreadPoolExecutor(4))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Service(), grpc_server)
+    port = grpc_server.add_insecure_port("127.0.0.1:0")
+    grpc_server.start()
+    try:
+        clip = _clips(1, seed=5)[0]
+        np.save(tmp_path / "clip.npy", clip)
+        common = ["-m", "export.client", f"--server=127.0.0.1:{port}", "--protocol=grpc",
+                  f"--video={tmp_path / 'clip.npy'}", f"--num_frames={T}"]
+        clip_run, stream_run = run_python(common), run_python([*common, "--stream"])
+        assert clip_run.returncode == 0, clip_run.stderr[-3000:]
+        assert stream_run.returncode == 0, stream_run.stderr[-3000:]
+        assert clip_run.stdout.startswith("top-5: class ")
+        last = stream_run.stdout.strip().splitlines()[-1]
+        assert last.split(": ", 1)[1] == clip_run.stdout.split(": ", 1)[1].strip()
+    finally:
+        grpc_server.stop(None)
