@@ -231,3 +231,14 @@ def test_table_runner_end_to_end(tmp_path, data_dir, mnist_npz):
     bad = run_python(["-m", "train.table", "--digits=5", "--rows=mean_lstm",
                       f"--work_dir={work_dir}"])
     assert bad.returncode == 2 and "unknown rows" in bad.stderr
+
+
+def test_mixed_precision_and_xla_flags_train(tmp_path, data_dir):
+    model_dir = str(tmp_path / "run")
+    result = run_python(["-m", "train", f"--data_dir={data_dir}", f"--model_dir={model_dir}",
+                         "--epochs=1", "--steps_per_epoch=2", "--mixed_precision",
+                         "--jit_compile", "--optimizer=adam", *TINY_FLAGS])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "done:" in result.stdout and _epochs_logged(model_dir) == [0]
+    config = json.load(open(os.path.join(model_dir, "config.json")))
+    assert config["mixed_precision"] and config["jit_compile"]
