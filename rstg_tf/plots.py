@@ -47,8 +47,10 @@ def _axes(image, box, y_lo, y_hi, y_label, ticks=5):
 
 
 def line_chart(series: Dict[str, Sequence[float]], path: str, title: str,
-               x_label: str = "epoch", y_label: str = "") -> str:
-    """One line per named series over x = 1..n; writes ``path`` (PNG)."""
+               x_label: str = "epoch", y_label: str = "",
+               x_values: Optional[Sequence] = None) -> str:
+    """One line per named series over x = 1..n (labelled ``x_values`` if given); writes
+    ``path`` (PNG)."""
     image, box = _frame(title)
     values = [v for s in series.values() for v in s if np.isfinite(v)]
     if not values:
@@ -69,7 +71,7 @@ def line_chart(series: Dict[str, Sequence[float]], path: str, title: str,
         _put(image, name, (x1 - 200, y0 + 20 + 18 * k), 0.45, colour)
     for i in range(longest):
         x = x0 + (x1 - x0) * (i / max(longest - 1, 1))
-        _put(image, i + 1, (x - 4, y1 + 18), 0.4)
+        _put(image, x_values[i] if x_values is not None else i + 1, (x - 4, y1 + 18), 0.4)
     _put(image, x_label, ((x0 + x1) / 2 - 20, y1 + 40), 0.45)
     return _save(image, path)
 

@@ -1,0 +1,169 @@
+"""RSTG block speed: scaling in T against naive send and a space-time non-local block,
+achieved GFLOP/s against a measured matmul peak, streaming latency, XLA and precision."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Dict, List
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from rstg_tf.config import RSTGConfig
+from rstg_tf.layers.non_local import NonLocalBlock
+from rstg_tf.layers.rstg import RSTG
+
+H = W = 6  # SyncMNIST backbone map
+
+
+def timed(fn: Callable[[], object], repeats: int, warmup: int = 1) -> List[float]:
+    """Seconds of each of ``repeats`` calls (after ``warmup`` untimed ones)."""
+    for _ in range(warmup):
+        _block_until_ready(fn())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        _block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _block_until_ready(out):
+    for t in tf.nest.flatten(out):
+        if hasattr(t, "numpy"):
+            t.numpy()
+
+
+def rstg_flops_per_frame(config: RSTGConfig, channels: int, num_nodes: int = 14,
+                         cells: int = H * W) -> float:
+    """Forward FLOPs (2 per multiply-add) of the all_temp block per frame, matmuls only."""
+    n, d, m, k = num_nodes, config.node_dim, config.message_dim, config.num_iterations
+    lstm = 2 * n * (4 * d * d) * 2                         # input + recurrent projections
+    send1 = 2 * n * d * m * 2 if config.factorized_send else 2 * n * n * (2 * d) * m
+    send2 = 2 * n * n * m * m
+    gather = 2 * n * n * m
+    update = 2 * n * (d + m) * d + 2 * n * d * d * (config.update_layers - 1)
+    encode = 2 * n * cells * channels + (2 * n * channels * d if channels != d else 0)
+    return (k + 1) * lstm + k * (send1 + send2 + gather + update) + encode
+
+
+def non_local_flops(t: int, positions: int, channels: int) -> float:
+    p, inner = t * positions, channels // 2
+    return 2 * p * channels * inner * 3 + 2 * p * p * inner * 2 + 2 * p * inner * channels
+
+
+def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
+    """Dense float32 matmul GFLOP/s on this machine (best of ``repeats``)."""
+    a = tf.random.normal((size, size))
+    b = tf.random.normal((size, size))
+    f = tf.function(lambda: tf.matmul(a, b))
+    return 2 * size ** 3 / min(timed(f, repeats, warmup=2)) / 1e9
+
+
+def _functions(layer, x, trainable=True):
+    forward = tf.function(lambda: layer(x, training=False))
+
+    def train_step():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.square(tf.cast(layer(x, training=True), tf.float32)))
+        return tape.gradient(loss, layer.trainable_variables)
+
+    return forward, tf.function(train_step)
+
+
+def _variant(name: str, config: RSTGConfig, channels: int):
+    if name == "non_local":
+        return NonLocalBlock(name="non_local")
+    return RSTG(config.replace(factorized_send=(name == "rstg")), name=name)
+
+
+def scaling(config: RSTGConfig, channels: int, lengths, batches, repeats: int,
+            variants=("rstg", "rstg_naive_send", "non_local")) -> Dict:
+    """clips/s forward and forward+backward per variant, T and batch; fitted exponents."""
+    rows = []
+    for variant in variants:
+        for batch in batches:
+            for t in lengths:
+                keras.utils.set_random_seed(0)
+                if variant == "non_local":   # T*N positions at the node width
+                    x = tf.random.normal((batch, t, 14, 1, config.node_dim))
+                    flops = non_local_flops(t, 14, config.node_dim)
+                else:
+                    x = tf.random.normal((batch, t, H, W, channels))
+                    flops = t * rstg_flops_per_frame(
+                        config.replace(factorized_send=(variant == "rstg")), channels)
+                layer = _variant(variant, config, channels)
+                forward, train = _functions(layer, x)
+                fwd = float(np.median(timed(forward, repeats)))
+                both = float(np.median(timed(train, repeats)))
+                rows.append({"variant": variant, "batch": batch, "T": t,
+                             "forward_s": fwd, "train_s": both,
+                             "forward_clips_per_s": batch / fwd,
+                             "train_clips_per_s": batch / both,
+                             "forward_gflops": batch * flops / 1e9,
+                             "forward_gflop_per_s": batch * flops / fwd / 1e9})
+    exponents = {}
+    for variant in variants:
+        for batch in batches:
+            pts = [(r["T"], r["forward_s"]) for r in rows
+                   if r["variant"] == variant and r["batch"] == batch]
+            if len(pts) >= 2:
+                slope = np.polyfit(np.log([p[0] for p in pts]), np.log([p[1] for p in pts]), 1)
+                exponents[f"{variant}/batch{batch}"] = round(float(slope[0]), 3)
+    return {"rows": rows, "time_exponent_vs_T": exponents}
+
+
+def streaming_latency(config: RSTGConfig, channels: int, batches, steps: int) -> Dict:
+    """Per-frame latency of the online ``step`` (a compiled tf.function), p50 / p95 ms."""
+    out = {}
+    for batch in batches:
+        block = RSTG(config, name="stream")
+        block.build((None, None, H, W, channels))
+        state = block.initial_state(batch)
+        frame = tf.random.normal((batch, H, W, channels))
+        step = tf.function(lambda f, s: block.step(f, s))
+        _, state = step(frame, state)
+        times = []
+        for _ in range(steps):
+            start = time.perf_counter()
+            y, state = step(frame, state)
+            y.numpy()
+            times.append(time.perf_counter() - start)
+        out[f"batch{batch}"] = {"p50_ms": 1e3 * float(np.percentile(times, 50)),
+                                "p95_ms": 1e3 * float(np.percentile(times, 95))}
+    return out
+
+
+def xla_and_precision(config: RSTGConfig, channels: int, batch: int, t: int,
+                      repeats: int) -> Dict:
+    """Forward+backward seconds: eager-graph vs XLA; float32 vs mixed_bfloat16 (CPU) or
+    mixed_float16 (GPU)."""
+    results = {}
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    policies = ["float32", "mixed_float16" if gpu else "mixed_bfloat16"]
+    for policy in policies:
+        keras.mixed_precision.set_global_policy(policy)
+        try:
+            for xla in (False, True):
+                keras.utils.set_random_seed(0)
+                layer = RSTG(config, name="block")
+                x = tf.random.normal((batch, t, H, W, channels))
+                layer(x)
+
+                def train_step():
+                    with tf.GradientTape() as tape:
+                        y = tf.cast(layer(x, training=True), tf.float32)
+                        loss = tf.reduce_sum(tf.square(y))
+                    return tape.gradient(loss, layer.trainable_variables)
+
+                f = tf.function(train_step, jit_compile=xla)
+                try:
+                    seconds = float(np.median(timed(f, repeats)))
+                except (tf.errors.OpError, ValueError) as e:   # an op XLA cannot compile
+                    seconds = None
+                    results[f"{policy}/xla={xla}/error"] = str(e).splitlines()[0][:200]
+                results[f"{policy}/xla={xla}"] = seconds
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+    return results
