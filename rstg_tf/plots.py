@@ -90,7 +90,7 @@ def bar_chart(labels: Sequence[str], groups: Dict[str, Sequence[Optional[float]]
     width = slot * 0.8 / max(len(groups), 1)
     for k, (name, bars) in enumerate(groups.items()):
         colour = _COLOURS[k % len(_COLOURS)]
-        _put(image, name, (x1 - 220, y0 + 20 + 18 * k), 0.45, colour)
+        _put(image, name, (x1 - 220, 18 + 16 * k), 0.45, colour)   # legend above the box
         for i, value in enumerate(bars):
             if value is None:
                 continue

@@ -118,8 +118,12 @@ def _table(digits, budget, rows, results, work_dir):
         note = "at chance within this budget" if top1 < 2 * chance else ""
         lines.append(f"| {row} | {top1:.1f} | {100 * r['top5']:.1f} | {PAPER[digits][row]} "
                      f"| {r['parameters']:,} | {note} |")
+    pairs = digits * (digits - 1) // 2
     lines += ["", f"Chance: {chance:.1f} %. Test videos: "
-              f"{max((r['num_videos'] for r in results.values()), default=0)}."]
+              f"{max((r['num_videos'] for r in results.values()), default=0)}. A model that "
+              f"recognises the {digits} digits but not their motion can reach about "
+              f"{100 / pairs:.0f} % (1 of the {pairs} pairs); above that it must have seen "
+              "which pair moves together."]
     path = os.path.join(work_dir, "table.md")
     from rstg_tf.data.atomic import atomic_write_text
     atomic_write_text(path, "\n".join(lines) + "\n")
