@@ -31,7 +31,7 @@ def load_trained_model(model_dir: str, checkpoint: str = "best") -> keras.Model:
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} does not exist; train first (python -m train "
                                 f"--model_dir={model_dir} ...).")
-    return keras.models.load_model(path)
+    return keras.models.load_model(path, compile=False)  # inference only
 
 
 def read_log(model_dir: str) -> Dict[str, List[float]]:
