@@ -33,11 +33,44 @@ def _table(results):
     lines.append(f"time exponent vs T: {results['scaling']['time_exponent_vs_T']}")
     lines.append(f"matmul peak {results['matmul_peak_gflop_per_s']:.1f} GFLOP/s; RSTG best "
                  f"{results['rstg_fraction_of_peak']:.0%} of it")
-    lines.append(f"streaming step: {results['streaming_ms']}")
+    lines.append("streaming step p50 / p95 ms: " + ", ".join(
+        f"{k} {v['p50_ms']:.2f} / {v['p95_ms']:.2f}" for k, v in results["streaming_ms"].items()))
+    lines.append("goals (issue #6):")
+    lines += [f"  {k}: {v}" for k, v in results["goals"].items()]
     lines.append(f"XLA / precision (train step s): {results['xla_precision_s']}")
     lines.append(f"input: {results['input']}")
     lines.append(f"memory: {results['memory']}")
     return "\n".join(lines)
+
+
+def _goals(results):
+    """The issue's goals, each as (measured, goal) from the results."""
+    rows = results["scaling"]["rows"]
+    exps = results["scaling"]["time_exponent_vs_T"]
+
+    def fwd(variant, batch, t):
+        return next((r["forward_s"] for r in rows if r["variant"] == variant
+                     and r["batch"] == batch and r["T"] == t), None)
+
+    batch, t_max = max(r["batch"] for r in rows), max(r["T"] for r in rows)
+    big = [r["forward_gflop_per_s"] for r in rows
+           if r["variant"] == "rstg" and r["batch"] * r["T"] >= 256]
+    naive = [fwd("rstg_naive_send", r["batch"], r["T"]) / r["forward_s"] for r in rows
+             if r["variant"] == "rstg" and fwd("rstg_naive_send", r["batch"], r["T"])]
+    nl, rstg = fwd("non_local", batch, t_max), fwd("rstg", batch, t_max)
+    stream = results["streaming_ms"]["batch1"]["p50_ms"]
+    return {
+        "rstg time exponent (<= 1.1)": exps.get(f"rstg/batch{batch}"),
+        "non-local time exponent (>= 1.8)": exps.get(f"non_local/batch{batch}"),
+        f"non-local / rstg time at T={t_max}, batch {batch} (>= 5)":
+            round(nl / rstg, 2) if nl and rstg else None,
+        "naive / factorised send time, median over sizes (>= 2)":
+            round(float(sorted(naive)[len(naive) // 2]), 2) if naive else None,
+        "rstg fraction of matmul peak at batch*T >= 256 (>= 0.40)":
+            round(max(big) / results["matmul_peak_gflop_per_s"], 2) if big else None,
+        "streaming p50 ms at batch 1 (<= 5)": round(stream, 2),
+        "input wait fraction of step (< 0.05)": round(results["input"]["input_wait_fraction"], 3),
+    }
 
 
 def _plot(results, path):
@@ -95,10 +128,11 @@ def main(argv):
     print("input pipeline ...", flush=True)
     with tempfile.TemporaryDirectory() as scratch:
         data_dir = f.data_dir or training_speed.make_data(scratch, 200 if quick else 2000)
-        results["input"] = training_speed.input_vs_step(data_dir, model, batch,
-                                                        3 if quick else 5)
+        results["input"] = training_speed.input_vs_step(
+            data_dir, model, batch, steps=10 if quick else 8, warmup=10 if quick else 3)
     print("memory ...", flush=True)
     results["memory"] = training_speed.step_memory(model, batch)
+    results["goals"] = _goals(results)
     results["model"] = "quick (32 filters, D=64)" if quick else "default SyncMNIST (512)"
     os.makedirs(os.path.dirname(os.path.abspath(f.output)), exist_ok=True)
     atomic_write_text(f.output, json.dumps(results, indent=1) + "\n")

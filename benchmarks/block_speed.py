@@ -115,23 +115,27 @@ def scaling(config: RSTGConfig, channels: int, lengths, batches, repeats: int,
 
 
 def streaming_latency(config: RSTGConfig, channels: int, batches, steps: int) -> Dict:
-    """Per-frame latency of the online ``step`` (a compiled tf.function), p50 / p95 ms."""
+    """Per-frame latency of the online ``step`` (a compiled tf.function, with and without
+    XLA), p50 / p95 ms."""
     out = {}
     for batch in batches:
-        block = RSTG(config, name="stream")
-        block.build((None, None, H, W, channels))
-        state = block.initial_state(batch)
-        frame = tf.random.normal((batch, H, W, channels))
-        step = tf.function(lambda f, s: block.step(f, s))
-        _, state = step(frame, state)
-        times = []
-        for _ in range(steps):
-            start = time.perf_counter()
-            y, state = step(frame, state)
-            y.numpy()
-            times.append(time.perf_counter() - start)
-        out[f"batch{batch}"] = {"p50_ms": 1e3 * float(np.percentile(times, 50)),
-                                "p95_ms": 1e3 * float(np.percentile(times, 95))}
+        for xla in (False, True):
+            block = RSTG(config, name="stream")
+            block.build((None, None, H, W, channels))
+            state = block.initial_state(batch)
+            frame = tf.random.normal((batch, H, W, channels))
+            step = tf.function(lambda f, s, b=block: b.step(f, s), jit_compile=xla)
+            for _ in range(3):
+                _, state = step(frame, state)
+            times = []
+            for _ in range(steps):
+                start = time.perf_counter()
+                y, state = step(frame, state)
+                y.numpy()
+                times.append(time.perf_counter() - start)
+            out[f"batch{batch}" + ("/xla" if xla else "")] = {
+                "p50_ms": 1e3 * float(np.percentile(times, 50)),
+                "p95_ms": 1e3 * float(np.percentile(times, 95))}
     return out
 
 

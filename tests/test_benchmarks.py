@@ -11,7 +11,7 @@ def test_quick_benchmark_reports_every_field(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = json.loads(output.read_text())
     for key in ("machine", "scaling", "matmul_peak_gflop_per_s", "rstg_fraction_of_peak",
-                "streaming_ms", "xla_precision_s", "input", "memory"):
+                "streaming_ms", "xla_precision_s", "input", "memory", "goals"):
         assert key in results, key
     variants = {r["variant"] for r in results["scaling"]["rows"]}
     assert variants == {"rstg", "rstg_naive_send", "non_local"}
@@ -21,6 +21,8 @@ def test_quick_benchmark_reports_every_field(tmp_path):
     assert set(results["scaling"]["time_exponent_vs_T"]) == {
         "rstg/batch1", "rstg_naive_send/batch1", "non_local/batch1"}
     assert {"p50_ms", "p95_ms"} <= set(results["streaming_ms"]["batch1"])
+    assert {"batch1", "batch1/xla", "batch8", "batch8/xla"} == set(results["streaming_ms"])
+    assert len(results["goals"]) == 7 and "goals (issue #6):" in result.stdout
     assert 0.0 <= results["input"]["input_wait_fraction"] <= 1.0
     assert results["memory"]["peak_rss_mib"] > 0
     assert (tmp_path / "results.png").stat().st_size > 0
