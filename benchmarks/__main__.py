@@ -1,14 +1,17 @@
 """RSTG performance: ``python -m benchmarks [--quick] [--output=results.json]``.
 
-Sections (issue #6): block scaling in T beside the naive per-pair send and a space-time
-non-local block (time exponents fitted), achieved GFLOP/s vs a measured matmul peak,
+Sections (issue #6): block scaling in T beside the naive per-pair send, a space-time
+non-local block and one full graph over all T*N nodes (the paper's complexity comparison;
+time exponents fitted), the send MLP alone, achieved GFLOP/s vs a measured matmul peak,
 streaming latency of the online step, XLA and precision, input pipeline vs the training
-step's consumption, peak memory of a training step. Prints a table, writes JSON and a PNG
-of the scaling curves. ``--quick`` (small T, one repeat, the quick model) takes a few
-minutes and is what the test runs; the full run takes tens of minutes on 2 cores.
+step's consumption, peak memory of a training step. Prints a table and the goals, writes
+JSON, markdown and a PNG of the scaling curves. ``--quick`` (small T, one repeat, the
+quick model) takes a few minutes and is what the test runs; the full run takes ~25 minutes
+on 2 cores.
 """
 
 import json
+import math
 import os
 import platform
 import tempfile
@@ -31,6 +34,7 @@ def _table(results):
                      f"{r['forward_clips_per_s']:>12.2f} {r['train_clips_per_s']:>14.2f} "
                      f"{r['forward_gflop_per_s']:>8.1f}")
     lines.append(f"time exponent vs T: {results['scaling']['time_exponent_vs_T']}")
+    lines.append(f"send MLP alone: {results['send_only']}")
     lines.append(f"matmul peak {results['matmul_peak_gflop_per_s']:.1f} GFLOP/s; RSTG best "
                  f"{results['rstg_fraction_of_peak']:.0%} of it")
     lines.append("streaming step p50 / p95 ms: " + ", ".join(
@@ -41,6 +45,18 @@ def _table(results):
     lines.append(f"input: {results['input']}")
     lines.append(f"memory: {results['memory']}")
     return "\n".join(lines)
+
+
+def _markdown(results):
+    """The scaling table and the goals as markdown (results.md beside the JSON)."""
+    lines = ["| variant | batch | T | forward clips/s | train clips/s | forward GFLOP/s |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['variant']} | {r['batch']} | {r['T']} | {r['forward_clips_per_s']:.2f} "
+              f"| {r['train_clips_per_s']:.2f} | {r['forward_gflop_per_s']:.1f} |"
+              for r in results["scaling"]["rows"]]
+    lines += ["", "| goal | measured |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in results["goals"].items()]
+    return "\n".join(lines) + "\n"
 
 
 def _goals(results):
@@ -58,13 +74,23 @@ def _goals(results):
     naive = [fwd("rstg_naive_send", r["batch"], r["T"]) / r["forward_s"] for r in rows
              if r["variant"] == "rstg" and fwd("rstg_naive_send", r["batch"], r["T"])]
     nl, rstg = fwd("non_local", batch, t_max), fwd("rstg", batch, t_max)
+    t_full = max(r["T"] for r in rows if r["variant"] == "full_graph")
+    full_ratio = fwd("full_graph", 1, t_full) / fwd("rstg", 1, t_full) if fwd(
+        "rstg", 1, t_full) else None
+    slope = exps.get("full_graph/batch1", 0) - exps.get("rstg/batch1", 0)
     stream = results["streaming_ms"]["batch1"]["p50_ms"]
     return {
         "rstg time exponent (<= 1.1)": exps.get(f"rstg/batch{batch}"),
         "non-local time exponent (>= 1.8)": exps.get(f"non_local/batch{batch}"),
         f"non-local / rstg time at T={t_max}, batch {batch} (>= 5)":
             round(nl / rstg, 2) if nl and rstg else None,
-        "naive / factorised send time, median over sizes (>= 2)":
+        f"full T*N graph / rstg time at T={t_full}, batch 1 (measured)":
+            round(full_ratio, 1) if full_ratio else None,
+        f"full T*N graph / rstg time at T={t_max}, extrapolated with the fitted exponents "
+        "(>= 5)": round(full_ratio * (t_max / t_full) ** slope, 1) if full_ratio else None,
+        "naive / factorised send MLP time, forward (>= 2)":
+            round(results["send_only"]["forward_ratio"], 2),
+        "naive / factorised whole block time, median over sizes (info)":
             round(float(sorted(naive)[len(naive) // 2]), 2) if naive else None,
         "rstg fraction of matmul peak at batch*T >= 256 (>= 0.40)":
             round(max(big) / results["matmul_peak_gflop_per_s"], 2) if big else None,
@@ -74,19 +100,19 @@ def _goals(results):
 
 
 def _plot(results, path):
+    """log10 of forward time per frame vs T at batch 1: flat for a cost linear in T,
+    rising by log10(2) = 0.3 per doubling of T for a quadratic one."""
     from rstg_tf import plots
 
-    rows = results["scaling"]["rows"]
-    batch = max(r["batch"] for r in rows)
-    series = {}
+    rows = [r for r in results["scaling"]["rows"] if r["batch"] == 1]
     lengths = sorted({r["T"] for r in rows})
+    series = {}
     for r in rows:
-        if r["batch"] == batch:
-            series.setdefault(f"{r['variant']} (forward, ms/clip)", []).append(
-                1e3 * r["forward_s"] / batch)
-    return plots.line_chart(series, path, f"forward time per clip vs T (batch {batch}); "
-                            f"x: T = {lengths}", x_label="T", y_label="ms / clip",
-                            x_values=lengths)
+        series.setdefault(r["variant"], [float("nan")] * len(lengths))[
+            lengths.index(r["T"])] = math.log10(1e3 * r["forward_s"] / r["T"])
+    return plots.line_chart(series, path, "forward time per frame vs clip length T "
+                            "(batch 1; flat = linear in T)", x_label="T",
+                            y_label="log10 ms / frame", x_values=lengths)
 
 
 def main(argv):
@@ -95,7 +121,7 @@ def main(argv):
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")            # each size traces anew, on purpose
-    from benchmarks import block_speed, training_speed
+    from benchmarks import block_speed, full_graph, training_speed
     from rstg_tf.config import RSTGConfig
     from rstg_tf.data.atomic import atomic_write_text
     from rstg_tf.models import ModelConfig
@@ -111,6 +137,14 @@ def main(argv):
                "tensorflow": tf.__version__, "quick": quick}
     print("scaling ...", flush=True)
     results["scaling"] = block_speed.scaling(block, channels, lengths, batches, repeats)
+    print("full space-time graph ...", flush=True)   # quadratic: small T only
+    full = block_speed.scaling(block, channels, (2, 4) if quick else (4, 8, 16, 32), (1,),
+                               repeats, variants=("full_graph",))
+    results["scaling"]["rows"] += full["rows"]
+    results["scaling"]["time_exponent_vs_T"].update(full["time_exponent_vs_T"])
+    print("send MLP alone ...", flush=True)
+    results["send_only"] = full_graph.send_only(block, 16 if quick else 256, repeats,
+                                                block_speed.timed)
     print("matmul peak ...", flush=True)
     results["matmul_peak_gflop_per_s"] = block_speed.matmul_peak(1024 if quick else 2048)
     best = max(r["forward_gflop_per_s"] for r in results["scaling"]["rows"]
@@ -137,6 +171,7 @@ def main(argv):
     os.makedirs(os.path.dirname(os.path.abspath(f.output)), exist_ok=True)
     atomic_write_text(f.output, json.dumps(results, indent=1) + "\n")
     png = _plot(results, os.path.splitext(f.output)[0] + ".png")
+    atomic_write_text(os.path.splitext(f.output)[0] + ".md", _markdown(results))
     print(_table(results))
     print(f"wrote {f.output} and {png}")
 

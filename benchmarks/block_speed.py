@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from benchmarks.full_graph import FullSpaceTimeGraph, full_graph_flops
 from rstg_tf.config import RSTGConfig
 from rstg_tf.layers.non_local import NonLocalBlock
 from rstg_tf.layers.rstg import RSTG
@@ -75,6 +76,8 @@ def _functions(layer, x, trainable=True):
 def _variant(name: str, config: RSTGConfig, channels: int):
     if name == "non_local":
         return NonLocalBlock(name="non_local")
+    if name == "full_graph":
+        return FullSpaceTimeGraph(config, name="full_graph")
     return RSTG(config.replace(factorized_send=(name == "rstg")), name=name)
 
 
@@ -89,6 +92,9 @@ def scaling(config: RSTGConfig, channels: int, lengths, batches, repeats: int,
                 if variant == "non_local":   # T*N positions at the node width
                     x = tf.random.normal((batch, t, 14, 1, config.node_dim))
                     flops = non_local_flops(t, 14, config.node_dim)
+                elif variant == "full_graph":  # T*N nodes, all pairs
+                    x = tf.random.normal((batch, t, 14, config.node_dim))
+                    flops = full_graph_flops(config, t)
                 else:
                     x = tf.random.normal((batch, t, H, W, channels))
                     flops = t * rstg_flops_per_frame(

@@ -84,6 +84,16 @@ def input_vs_step(data_dir: str, config: ModelConfig, batch: int, steps: int,
 _MEMORY_PROBE = """
 import json, resource, sys
 import numpy as np, keras, tensorflow as tf
+
+def peak_kib():
+    # VmHWM: this process's own peak. ru_maxrss is not: Linux carries the parent's RSS
+    # at fork into an exec'ed child's ru_maxrss, so a probe started by a big benchmark
+    # process would report the benchmark's size.
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 from rstg_tf.models import ModelConfig, build_model
 config = ModelConfig.from_dict(json.loads(sys.argv[1])); batch = int(sys.argv[2])
 model = build_model(config)
@@ -92,17 +102,17 @@ model.compile(optimizer=keras.optimizers.SGD(1e-4, momentum=0.9, nesterov=True),
 x = np.zeros((batch, config.num_frames, *config.frame_size, config.channels), np.uint8)
 y = np.zeros((batch,), np.int64)
 model(x[:1])
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_kib()
 if sys.argv[3] == "train":
     model.train_on_batch(x, y); model.train_on_batch(x, y)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after = peak_kib()
 print(json.dumps({"rss_before_kib": before, "rss_peak_kib": after}))
 """
 
 
 def step_memory(config: ModelConfig, batch: int) -> Dict:
-    """Peak resident memory of a process running two training steps (Linux ru_maxrss),
-    beside one that only builds the model."""
+    """Peak resident memory (Linux VmHWM) of a fresh process running two training steps,
+    beside one that only builds the model and runs one clip forward."""
     out = {}
     for mode in ("build", "train"):
         proc = subprocess.run([sys.executable, "-c", _MEMORY_PROBE,

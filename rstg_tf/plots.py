@@ -50,7 +50,7 @@ def line_chart(series: Dict[str, Sequence[float]], path: str, title: str,
                x_label: str = "epoch", y_label: str = "",
                x_values: Optional[Sequence] = None) -> str:
     """One line per named series over x = 1..n (labelled ``x_values`` if given); writes
-    ``path`` (PNG)."""
+    ``path`` (PNG). Non-finite values (NaN for "not measured") are left out of a line."""
     image, box = _frame(title)
     values = [v for s in series.values() for v in s if np.isfinite(v)]
     if not values:
@@ -63,7 +63,8 @@ def line_chart(series: Dict[str, Sequence[float]], path: str, title: str,
     for k, (name, ys) in enumerate(series.items()):
         colour = _COLOURS[k % len(_COLOURS)]
         points = [(x0 + (x1 - x0) * (i / max(longest - 1, 1)),
-                   y1 - (y1 - y0) * (v - lo) / (hi - lo)) for i, v in enumerate(ys)]
+                   y1 - (y1 - y0) * (v - lo) / (hi - lo))
+                  for i, v in enumerate(ys) if np.isfinite(v)]
         pts = np.array(points, np.int32).reshape(-1, 1, 2)
         cv2.polylines(image, [pts], False, colour, 2, cv2.LINE_AA)
         for p in pts[:, 0]:

@@ -11,19 +11,21 @@ def test_quick_benchmark_reports_every_field(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = json.loads(output.read_text())
     for key in ("machine", "scaling", "matmul_peak_gflop_per_s", "rstg_fraction_of_peak",
-                "streaming_ms", "xla_precision_s", "input", "memory", "goals"):
+                "streaming_ms", "xla_precision_s", "input", "memory", "goals", "send_only"):
         assert key in results, key
     variants = {r["variant"] for r in results["scaling"]["rows"]}
-    assert variants == {"rstg", "rstg_naive_send", "non_local"}
+    assert variants == {"rstg", "rstg_naive_send", "non_local", "full_graph"}
     for row in results["scaling"]["rows"]:
         for field in ("forward_clips_per_s", "train_clips_per_s", "forward_gflop_per_s"):
             assert row[field] > 0, (row, field)
     assert set(results["scaling"]["time_exponent_vs_T"]) == {
-        "rstg/batch1", "rstg_naive_send/batch1", "non_local/batch1"}
+        "rstg/batch1", "rstg_naive_send/batch1", "non_local/batch1", "full_graph/batch1"}
     assert {"p50_ms", "p95_ms"} <= set(results["streaming_ms"]["batch1"])
     assert {"batch1", "batch1/xla", "batch8", "batch8/xla"} == set(results["streaming_ms"])
-    assert len(results["goals"]) == 7 and "goals (issue #6):" in result.stdout
+    assert len(results["goals"]) == 10 and "goals (issue #6):" in result.stdout
     assert 0.0 <= results["input"]["input_wait_fraction"] <= 1.0
+    assert results["send_only"]["forward_ratio"] > 0
     assert results["memory"]["peak_rss_mib"] > 0
     assert (tmp_path / "results.png").stat().st_size > 0
+    assert "| goal | measured |" in (tmp_path / "results.md").read_text()
     assert "time exponent vs T" in result.stdout
