@@ -6,7 +6,7 @@ time exponents fitted), the send MLP alone, achieved GFLOP/s vs a measured matmu
 streaming latency of the online step, XLA and precision, input pipeline vs the training
 step's consumption, peak memory of a training step. Prints a table and the goals, writes
 JSON, markdown and a PNG of the scaling curves. ``--quick`` (small T, one repeat, the
-quick model) takes a few minutes and is what the test runs; the full run takes ~25 minutes
+quick model) takes a few minutes and is what the test runs; the full run takes ~15 minutes
 on 2 cores.
 """
 
