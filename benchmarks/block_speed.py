@@ -120,16 +120,26 @@ def scaling(config: RSTGConfig, channels: int, lengths, batches, repeats: int,
     return {"rows": rows, "time_exponent_vs_T": exponents}
 
 
+def _stream_block(config: RSTGConfig, channels: int, dtype: str) -> RSTG:
+    keras.config.set_dtype_policy(dtype)
+    try:
+        block = RSTG(config, name="stream")
+        block.build((None, None, H, W, channels))
+    finally:
+        keras.config.set_dtype_policy("float32")
+    return block
+
+
 def streaming_latency(config: RSTGConfig, channels: int, batches, steps: int) -> Dict:
-    """Per-frame latency of the online ``step`` (a compiled tf.function, with and without
-    XLA), p50 / p95 ms."""
+    """Per-frame latency of the online ``step`` (a compiled tf.function), p50 / p95 ms:
+    float32 without and with XLA, and with every weight stored in bfloat16 (no XLA)."""
     out = {}
     for batch in batches:
-        for xla in (False, True):
-            block = RSTG(config, name="stream")
-            block.build((None, None, H, W, channels))
+        for suffix, xla, dtype in (("", False, "float32"), ("/xla", True, "float32"),
+                                   ("/bf16", False, "bfloat16")):
+            block = _stream_block(config, channels, dtype)
             state = block.initial_state(batch)
-            frame = tf.random.normal((batch, H, W, channels))
+            frame = tf.cast(tf.random.normal((batch, H, W, channels)), dtype)
             step = tf.function(lambda f, s, b=block: b.step(f, s), jit_compile=xla)
             for _ in range(3):
                 _, state = step(frame, state)
@@ -139,7 +149,7 @@ def streaming_latency(config: RSTGConfig, channels: int, batches, steps: int) ->
                 y, state = step(frame, state)
                 y.numpy()
                 times.append(time.perf_counter() - start)
-            out[f"batch{batch}" + ("/xla" if xla else "")] = {
+            out[f"batch{batch}{suffix}"] = {
                 "p50_ms": 1e3 * float(np.percentile(times, 50)),
                 "p95_ms": 1e3 * float(np.percentile(times, 95))}
     return out

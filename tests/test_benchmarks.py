@@ -21,8 +21,9 @@ def test_quick_benchmark_reports_every_field(tmp_path):
     assert set(results["scaling"]["time_exponent_vs_T"]) == {
         "rstg/batch1", "rstg_naive_send/batch1", "non_local/batch1", "full_graph/batch1"}
     assert {"p50_ms", "p95_ms"} <= set(results["streaming_ms"]["batch1"])
-    assert {"batch1", "batch1/xla", "batch8", "batch8/xla"} == set(results["streaming_ms"])
-    assert len(results["goals"]) == 10 and "goals (issue #6):" in result.stdout
+    assert {f"batch{b}{s}" for b in (1, 8) for s in ("", "/xla", "/bf16")} == set(
+        results["streaming_ms"])
+    assert len(results["goals"]) == 11 and "goals (issue #6):" in result.stdout
     assert 0.0 <= results["input"]["input_wait_fraction"] <= 1.0
     assert results["send_only"]["forward_ratio"] > 0
     assert results["memory"]["peak_rss_mib"] > 0

@@ -199,6 +199,25 @@ def test_keras_file_round_trip(tmp_path):
     assert clone.config == cfg
 
 
+
+def test_bfloat16_block_builds_and_follows_float32():
+    """A whole-bfloat16 block (weights stored in bf16, e.g. for serving) builds (the
+    orthogonal LSTM init is drawn in float32) and tracks the float32 block it copies."""
+    x = features(11)
+    block32 = RSTG(tiny_config(), name="rstg32")
+    ref = numpy(block32(x))
+    keras.config.set_dtype_policy("bfloat16")
+    try:
+        block16 = RSTG(tiny_config(), name="rstg16")
+        block16.build(x.shape)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert {v.dtype for v in block16.weights} == {"bfloat16"}
+    block16.set_weights(block32.get_weights())
+    out = numpy(keras.ops.cast(block16(keras.ops.cast(x, "bfloat16")), "float32"))
+    assert np.abs(out - ref).max() <= 0.02 * np.abs(ref).max() + 1e-3
+    assert np.abs(out - ref).max() > 0  # it did run in bfloat16
+
 def test_map_readout_starts_as_identity_and_projects():
     x = features(11)
     block = RSTG(tiny_config(readout="map", node_dim=12))   # 8 channels -> 12 -> 8

@@ -38,8 +38,13 @@ class NodeLSTM(keras.layers.Layer):
         u = self.units
         self.kernel = self.add_weight(
             name="kernel", shape=(d_in, 4 * u), initializer="glorot_uniform")
+        orthogonal = keras.initializers.Orthogonal()
+
+        def recurrent_init(shape, dtype=None):  # QR has no bfloat16/float16 kernel:
+            return ops.cast(orthogonal(shape, "float32"), dtype)  # draw in float32.
+
         self.recurrent_kernel = self.add_weight(
-            name="recurrent_kernel", shape=(u, 4 * u), initializer="orthogonal")
+            name="recurrent_kernel", shape=(u, 4 * u), initializer=recurrent_init)
 
         def bias_init(shape, dtype=None):  # Keras' unit_forget_bias: f-gate bias 1.
             return ops.concatenate(
