@@ -124,7 +124,7 @@ def main(argv):
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")            # each size traces anew, on purpose
-    from benchmarks import block_speed, full_graph, training_speed
+    from benchmarks import block_speed, training_speed
     from rstg_tf.config import RSTGConfig
     from rstg_tf.data.atomic import atomic_write_text
     from rstg_tf.models import ModelConfig
@@ -146,8 +146,7 @@ def main(argv):
     results["scaling"]["rows"] += full["rows"]
     results["scaling"]["time_exponent_vs_T"].update(full["time_exponent_vs_T"])
     print("send MLP alone ...", flush=True)
-    results["send_only"] = full_graph.send_only(block, 16 if quick else 256, repeats,
-                                                block_speed.timed)
+    results["send_only"] = block_speed.send_only(block, 16 if quick else 256, repeats)
     print("matmul peak ...", flush=True)
     results["matmul_peak_gflop_per_s"] = block_speed.matmul_peak(1024 if quick else 2048)
     best = max(r["forward_gflop_per_s"] for r in results["scaling"]["rows"]

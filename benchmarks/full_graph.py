@@ -1,15 +1,11 @@
 """The paper's complexity comparison (section 2.4): RSTG against one graph over all T x N
 space-time nodes, every node messaging every other with RSTG's own send / gather / update
-(O(T^2 N^2 K) messages instead of O(T N^2 K)), and the send MLP alone, factorised vs the
-reference's per-pair first layer. Benchmark-only: nothing here is part of the library."""
+(O(T^2 N^2 K) messages instead of O(T N^2 K)). Benchmark-only: nothing here is part of
+the library."""
 
 from __future__ import annotations
 
-from typing import Dict
-
 import keras
-import numpy as np
-import tensorflow as tf
 from keras import ops
 
 from rstg_tf.config import RSTGConfig
@@ -46,27 +42,3 @@ def full_graph_flops(config: RSTGConfig, t: int, num_nodes: int = 14) -> float:
     per_round = (2 * p * d * m * 2 + 2 * p * p * m * m + 2 * p * p * m
                  + 2 * p * (d + m) * d + 2 * p * d * d * (config.update_layers - 1))
     return config.num_iterations * per_round
-
-
-def send_only(config: RSTGConfig, frames: int, repeats: int, timed) -> Dict:
-    """Forward and forward+backward seconds of the send MLP on ``frames`` graphs of 14
-    nodes, factorised first layer vs the reference's per-pair one (same weights)."""
-    out = {}
-    x = tf.random.normal((frames, 14, config.node_dim))
-    for name, factorized in (("factorised", True), ("naive", False)):
-        keras.utils.set_random_seed(0)
-        space = SpaceStage(config.replace(factorized_send=factorized), name=f"send_{name}")
-        space.build(tuple(x.shape))
-        forward = tf.function(lambda s=space: s.send(x))
-
-        def train(s=space):
-            with tf.GradientTape() as tape:
-                loss = tf.reduce_sum(tf.square(s.send(x, training=True)))
-            return tape.gradient(loss, s.trainable_variables)
-
-        out[f"{name}_forward_s"] = float(np.median(timed(forward, repeats)))
-        out[f"{name}_train_s"] = float(np.median(timed(tf.function(train), repeats)))
-    out["frames"] = frames
-    out["forward_ratio"] = out["naive_forward_s"] / out["factorised_forward_s"]
-    out["train_ratio"] = out["naive_train_s"] / out["factorised_train_s"]
-    return out

@@ -199,7 +199,6 @@ def test_keras_file_round_trip(tmp_path):
     assert clone.config == cfg
 
 
-
 def test_bfloat16_block_builds_and_follows_float32():
     """A whole-bfloat16 block (weights stored in bf16, e.g. for serving) builds (the
     orthogonal LSTM init is drawn in float32) and tracks the float32 block it copies."""
@@ -217,6 +216,7 @@ def test_bfloat16_block_builds_and_follows_float32():
     out = numpy(keras.ops.cast(block16(keras.ops.cast(x, "bfloat16")), "float32"))
     assert np.abs(out - ref).max() <= 0.02 * np.abs(ref).max() + 1e-3
     assert np.abs(out - ref).max() > 0  # it did run in bfloat16
+
 
 def test_map_readout_starts_as_identity_and_projects():
     x = features(11)
