@@ -87,7 +87,9 @@ class Gather(keras.layers.Layer):
 
     def call(self, nodes, messages, adjacency, training=None):
         coefs = ops.cast(self.coefficients(nodes, adjacency), messages.dtype)
-        out = ops.einsum("mij,mijd->mid", coefs, messages)
+        # sum_j c_ij m_ij as a batched [1, N] @ [N, Dm] matmul: its gradient is about 3x
+        # cheaper than einsum's on TF (the backward of "mij,mijd->mid" transposes).
+        out = ops.matmul(coefs[:, :, None, :], messages)[:, :, 0, :]
         out = out + ops.cast(self.bias, out.dtype)
         return ops.relu(apply_norm(self.norm_layer, out, training))
 
