@@ -69,6 +69,27 @@ def test_model_config_round_trip_and_errors(tmp_path):
     np.testing.assert_allclose(keras.models.load_model(path)(clips), model(clips), atol=1e-5)
 
 
+def test_baseline_heads_see_batch_normalised_features(tmp_path):
+    """Baselines normalise the backbone features (raw scale saturated Conv+LSTM's LSTM): in
+    training mode the head's output does not depend on the features' scale; RSTG has its
+    own input batch norm and no feature_bn; the layer round-trips through .keras."""
+    config = TINY.replace(name="conv_lstm")
+    model = build_model(config)
+    bn, head = model.get_layer("feature_bn"), model.get_layer("conv_lstm")
+    clips = np.random.default_rng(2).integers(0, 256, (4, 10, 64, 64, 1)).astype("uint8")
+    features = model.get_layer("backbone")(clips)
+    scaled = [head(bn(s * features, training=True)) for s in (1.0, 100.0)]
+    np.testing.assert_allclose(scaled[1], scaled[0], rtol=1e-3, atol=1e-5)
+    raw = [head(s * features) for s in (1.0, 100.0)]
+    assert np.abs(raw[1] - raw[0]).max() > 1e-2
+    plain = build_model(config.replace(feature_batch_norm=False))
+    assert "feature_bn" not in [layer.name for layer in plain.layers]
+    assert "feature_bn" not in [layer.name for layer in build_model(TINY).layers]
+    path = str(tmp_path / "conv_lstm.keras")
+    model.save(path)
+    np.testing.assert_allclose(keras.models.load_model(path)(clips), model(clips), atol=1e-5)
+
+
 def test_pretrained_backbone_loads(tmp_path, mnist_npz):
     mnist = load_mnist(mnist_npz, expected_counts=None)
     path = str(tmp_path / "bb.weights.h5")

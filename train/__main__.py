@@ -22,6 +22,8 @@ flags.DEFINE_integer("num_frames", 10, "Frames per clip.", lower_bound=1)
 flags.DEFINE_integer("num_filters", 512, "simple_c2d backbone width.", lower_bound=1)
 flags.DEFINE_integer("hidden", 512, "Baselines: LSTM units / 3D ResNet width x 2.",
                      lower_bound=2)
+flags.DEFINE_bool("feature_batch_norm", True, "Baselines: batch norm on the backbone "
+                  "features before the head (RSTG has its own input batch norm).")
 flags.DEFINE_float("dropout", 0.0, "Classifier dropout.", lower_bound=0.0, upper_bound=0.99)
 # RSTG block.
 flags.DEFINE_enum("schedule", "all_temp",
@@ -76,7 +78,7 @@ def config_from_flags(f) -> "TrainConfig":
                       update_layers=f.update_layers, schedule=f.schedule, readout=f.readout)
     model = ModelConfig(name=f.model, num_classes=f.num_classes, num_frames=f.num_frames,
                         num_filters=f.num_filters, dropout=f.dropout, hidden=f.hidden,
-                        rstg=rstg)
+                        feature_batch_norm=f.feature_batch_norm, rstg=rstg)
     return TrainConfig(
         data_dir=f.data_dir, model_dir=f.model_dir, model=model, batch_size=f.batch_size,
         epochs=f.epochs, steps_per_epoch=f.steps_per_epoch, val_videos=f.val_videos,

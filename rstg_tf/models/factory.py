@@ -28,6 +28,10 @@ class ModelConfig:
       num_filters: backbone width (reference 512).
       dropout: classifier dropout (reference SyncMNIST 0.0).
       hidden: LSTM units (mean_lstm, conv_lstm) or 3D ResNet width (i3d, non_local).
+      feature_batch_norm: batch norm on the backbone features before a baseline head, as
+        RSTG's ``input_batch_norm`` does on its node features. Without it the raw-scale
+        features (mean ~11, max ~300 for the pretrained 32-filter backbone) saturate the
+        LSTMs' gates: Conv+LSTM stayed near chance in the quick Table 1. Not used by 'rstg'.
       rstg: the RSTG block's config (name 'rstg'); its frame_size follows ``frame_size``.
     """
 
@@ -39,6 +43,7 @@ class ModelConfig:
     num_filters: int = 512
     dropout: float = 0.0
     hidden: int = 512
+    feature_batch_norm: bool = True
     rstg: RSTGConfig = RSTGConfig()
 
     def __post_init__(self):
@@ -119,6 +124,8 @@ def build_model(config: ModelConfig) -> keras.Model:
     clips = keras.Input((config.num_frames, *config.frame_size, config.channels),
                         dtype="uint8", name="frames")
     features = build_backbone(config)(clips)
+    if config.feature_batch_norm and config.name != "rstg":
+        features = keras.layers.BatchNormalization(name="feature_bn")(features)
     pooled = MODELS[config.name](config)(features)
     pooled = keras.layers.Dropout(config.dropout, name="dropout")(pooled)
     logits = keras.layers.Dense(config.num_classes, dtype="float32", name="classifier")(pooled)
