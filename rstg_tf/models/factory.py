@@ -80,17 +80,22 @@ class ModelConfig:
 MODELS: Dict[str, Callable[[ModelConfig], keras.layers.Layer]] = {}
 
 
-def register(name: str):
-    """Registers ``fn(config) -> head layer`` (features [B,T,H,W,C] -> [B, D])."""
+def register(name: str, normalises_features: bool = False):
+    """Registers ``fn(config) -> head layer`` (features [B,T,H,W,C] -> [B, D]).
+
+    ``normalises_features``: the head batch-normalises its own input, so ``build_model``
+    adds no ``feature_bn`` in front of it.
+    """
 
     def wrap(fn):
+        fn.normalises_features = normalises_features
         MODELS[name] = fn
         return fn
 
     return wrap
 
 
-@register("rstg")
+@register("rstg", normalises_features=True)      # RSTGConfig.input_batch_norm
 def _rstg(config: ModelConfig):
     return RSTG(config.rstg, name="rstg")
 
@@ -124,9 +129,10 @@ def build_model(config: ModelConfig) -> keras.Model:
     clips = keras.Input((config.num_frames, *config.frame_size, config.channels),
                         dtype="uint8", name="frames")
     features = build_backbone(config)(clips)
-    if config.feature_batch_norm and config.name != "rstg":
+    head = MODELS[config.name]
+    if config.feature_batch_norm and not head.normalises_features:
         features = keras.layers.BatchNormalization(name="feature_bn")(features)
-    pooled = MODELS[config.name](config)(features)
+    pooled = head(config)(features)
     pooled = keras.layers.Dropout(config.dropout, name="dropout")(pooled)
     logits = keras.layers.Dense(config.num_classes, dtype="float32", name="classifier")(pooled)
     return keras.Model(clips, logits, name=config.name)
