@@ -12,22 +12,37 @@ from typing import Iterator
 
 
 @contextlib.contextmanager
-def atomic_file(path: str, mode: str = "wb") -> Iterator:
-    """Opens a temporary file next to ``path``; renames it to ``path`` on success."""
+def atomic_path(path: str) -> Iterator[str]:
+    """Yields a temporary path next to ``path``; renames it to ``path`` on success.
+
+    The temporary name ends with ``path``'s base name, so writers that check suffixes
+    (Keras: ``.keras``, ``.weights.h5``) accept it. The file is synced before the rename.
+    """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{os.path.basename(path)}-", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=f"-{os.path.basename(path)}",
+                               dir=directory)
+    os.close(fd)
     try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_file(path: str, mode: str = "wb") -> Iterator:
+    """Opens a temporary file next to ``path``; renames it to ``path`` on success."""
+    with atomic_path(path) as tmp, open(tmp, mode) as f:
+        yield f
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:

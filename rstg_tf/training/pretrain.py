@@ -14,7 +14,7 @@ from typing import Optional
 import keras
 import numpy as np
 
-from rstg_tf.data.atomic import atomic_file
+from rstg_tf.data.atomic import atomic_path
 from rstg_tf.models import ModelConfig, build_backbone
 from rstg_tf.training.single_digits import single_digit_frames
 
@@ -55,10 +55,8 @@ def pretrain_backbone(config: ModelConfig, mnist, path: str, num_images: int = 2
                   metrics=["accuracy"])
     history = model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose)
     _, test_accuracy = model.evaluate(x_test, y_test, batch_size=256, verbose=0)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path[:-len(".weights.h5")] + ".tmp.weights.h5"
-    _backbone_model(backbone, config).save_weights(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        _backbone_model(backbone, config).save_weights(tmp, overwrite=True)
     return {"train_accuracy": float(history.history["accuracy"][-1]),
             "test_accuracy": float(test_accuracy), "path": path}
 

@@ -21,6 +21,7 @@ import tensorflow as tf
 from rstg_tf.data import pipeline, syncmnist_records
 from rstg_tf.data.atomic import atomic_write_text
 from rstg_tf.models import ModelConfig, build_model
+from rstg_tf.training import checkpoints
 from rstg_tf.training.pretrain import load_backbone_weights
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -120,13 +121,13 @@ def make_callbacks(config: TrainConfig) -> list:
         config.model_dir, "workers",
         f"worker-{json.loads(os.environ['TF_CONFIG'])['task']['index']}")
     return [
-        keras.callbacks.BackupAndRestore(os.path.join(work_dir, "backup"),
-                                         delete_checkpoint=False),
+        checkpoints.AtomicBackupAndRestore(os.path.join(work_dir, "backup"),
+                                           delete_checkpoint=False),
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.ModelCheckpoint(os.path.join(work_dir, "best.keras"),
-                                        monitor="val_top1", mode="max",
-                                        save_best_only=True),
-        keras.callbacks.ModelCheckpoint(os.path.join(work_dir, "last.keras")),
+        checkpoints.AtomicModelCheckpoint(os.path.join(work_dir, "best.keras"),
+                                          monitor="val_top1", mode="max",
+                                          save_best_only=True),
+        checkpoints.AtomicModelCheckpoint(os.path.join(work_dir, "last.keras")),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.1,
                                           patience=config.plateau_patience),
         keras.callbacks.CSVLogger(os.path.join(work_dir, "log.csv"), append=True),

@@ -1,0 +1,99 @@
+"""Checkpoint callbacks that survive a kill at any instant.
+
+Keras' ``ModelCheckpoint`` and ``BackupAndRestore`` write their files in place: a SIGKILL
+(pre-emption, OOM killer) during a save leaves a truncated HDF5 file, and the restarted
+run dies on ``OSError: Unable to synchronously open file``. These subclasses keep Keras'
+behaviour and only change how files are written:
+
+* ``AtomicModelCheckpoint`` writes ``best.keras`` / ``last.keras`` under a temporary name
+  and renames it into place, so the previous checkpoint stays whole until the new one is.
+* ``AtomicBackupAndRestore`` writes each backup's weights to a new file named by its
+  epoch and batch, then atomically rewrites ``training_metadata.json`` to point at it
+  (one rename commits weights and epoch together), then deletes older weight files. A
+  backup file that is unreadable anyway (disk fault, hand edits) is reported by name.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+import keras
+
+from rstg_tf.data.atomic import atomic_path, atomic_write_text
+
+METADATA = "training_metadata.json"
+
+
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """``keras.callbacks.ModelCheckpoint`` whose files appear whole or not at all."""
+
+    def _save_model(self, epoch, batch, logs):
+        filepath = self._get_file_path(epoch, batch, logs)
+        if not self._should_save_model(epoch, batch, logs, filepath):
+            return
+        with atomic_path(filepath) as tmp:
+            if self.save_weights_only:
+                self.model.save_weights(tmp, overwrite=True)
+            else:
+                self.model.save(tmp, overwrite=True)
+        if self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: saved {filepath}")
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """``keras.callbacks.BackupAndRestore`` with crash-consistent backups.
+
+    Layout of ``backup_dir``: ``training_metadata.json`` (``{"epoch", "batch",
+    "weights"}``) and the one ``backup-e{epoch}-b{batch}.weights.h5`` it names. A
+    directory written by Keras' own callback (``latest.weights.h5``) is still restored.
+    """
+
+    def on_train_begin(self, logs=None):
+        # Temporary files are left only by a run killed mid-save; they are never read.
+        for stale in glob.glob(os.path.join(self.backup_dir, ".tmp-*")):
+            os.remove(stale)
+        self._load_model()
+
+    def _metadata_path(self) -> str:
+        return os.path.join(self.backup_dir, METADATA)
+
+    def _load_model(self):
+        if not self.model.built:
+            raise ValueError("AtomicBackupAndRestore needs a built model before fit().")
+        path = self._metadata_path()
+        if not os.path.exists(path):
+            return
+        try:
+            with open(path) as f:
+                metadata = json.load(f)
+            epoch = int(metadata["epoch"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"backup metadata {path} is unreadable ({e}); delete "
+                             f"{self.backup_dir} to start the run afresh") from e
+        weights = os.path.join(self.backup_dir,
+                               metadata.get("weights", os.path.basename(self._weights_path)))
+        if not os.path.exists(weights):
+            raise FileNotFoundError(f"backup weights {weights} named by {path} are missing; "
+                                    f"delete {self.backup_dir} to start the run afresh")
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        try:
+            self.model.load_weights(weights)
+        except OSError as e:
+            raise OSError(f"backup weights {weights} are unreadable ({e}); delete "
+                          f"{self.backup_dir} to start the run afresh") from e
+        self.model._initial_epoch = epoch  # pylint: disable=protected-access
+
+    def _save_model(self):
+        name = f"backup-e{self._current_epoch}-b{self._last_batch_seen}.weights.h5"
+        weights = os.path.join(self.backup_dir, name)
+        with atomic_path(weights) as tmp:
+            self.model.save_weights(tmp, overwrite=True)
+        atomic_write_text(self._metadata_path(), json.dumps(
+            {"epoch": self._current_epoch, "batch": self._last_batch_seen,
+             "weights": name}))
+        for old in glob.glob(os.path.join(self.backup_dir, "*.weights.h5")):
+            if os.path.basename(old) != name and not os.path.basename(old).startswith(".tmp-"):
+                os.remove(old)

@@ -1,0 +1,131 @@
+"""Checkpoint callbacks: a kill in the middle of a save never leaves an unreadable run."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from rstg_tf.training.checkpoints import AtomicBackupAndRestore, AtomicModelCheckpoint
+
+X = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+Y = (X.sum(axis=1) > 0).astype("int64")
+
+
+def _model():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.Adam(0.01),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+class _Killed(BaseException):
+    """Stands in for SIGKILL: not an Exception, so nothing catches it on the way out."""
+
+
+class _EpochCounter(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
+def _fit(model, epochs, *callbacks):
+    counter = _EpochCounter()
+    model.fit(X, Y, batch_size=8, epochs=epochs, verbose=0, callbacks=[*callbacks, counter])
+    return counter.epochs
+
+
+def _die_half_way_through_next_save(model, monkeypatch):
+    """The next save writes half a file, then the process 'dies'."""
+    def save_weights(filepath, overwrite=True):
+        with open(filepath, "wb") as f:
+            f.write(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+        raise _Killed()
+    monkeypatch.setattr(model, "save_weights", save_weights)
+
+
+def test_backup_killed_mid_save_resumes_from_previous_backup(tmp_path, monkeypatch):
+    backup = str(tmp_path / "backup")
+    model = _model()
+    assert _fit(model, 2, AtomicBackupAndRestore(backup, delete_checkpoint=False)) == [0, 1]
+    saved = [w.numpy().copy() for w in model.weights]
+    files = sorted(os.listdir(backup))
+    assert files == ["backup-e2-b0.weights.h5", "training_metadata.json"]
+
+    _die_half_way_through_next_save(model, monkeypatch)
+    with pytest.raises(_Killed):
+        _fit(model, 4, AtomicBackupAndRestore(backup, delete_checkpoint=False))
+    assert sorted(os.listdir(backup)) == files      # the half-written file was never renamed
+    monkeypatch.undo()
+
+    # A kill that skips all cleanup leaves a temporary file: it is ignored and removed.
+    with open(os.path.join(backup, ".tmp-abc-backup-e3-b0.weights.h5"), "wb") as f:
+        f.write(b"truncated")
+    fresh = _model()
+    restore = AtomicBackupAndRestore(backup, delete_checkpoint=False)
+    restore.set_model(fresh)
+    restore.on_train_begin()
+    assert fresh._initial_epoch == 2
+    for got, want in zip(fresh.weights, saved):
+        np.testing.assert_array_equal(got.numpy(), want)
+    assert sorted(os.listdir(backup)) == files
+    assert _fit(_model(), 4, AtomicBackupAndRestore(backup, delete_checkpoint=False)) == [2, 3]
+    assert json.load(open(os.path.join(backup, "training_metadata.json")))["epoch"] == 4
+    assert sorted(os.listdir(backup)) == ["backup-e4-b0.weights.h5", "training_metadata.json"]
+
+
+@pytest.mark.parametrize("damage, error, message", [
+    ("weights", OSError, "backup-e1-b0.weights.h5 are unreadable"),
+    ("missing", FileNotFoundError, "are missing"),
+    ("metadata", ValueError, "training_metadata.json is unreadable"),
+])
+def test_damaged_backup_is_named(tmp_path, damage, error, message):
+    backup = str(tmp_path / "backup")
+    _fit(_model(), 1, AtomicBackupAndRestore(backup, delete_checkpoint=False))
+    weights = os.path.join(backup, "backup-e1-b0.weights.h5")
+    if damage == "weights":
+        with open(weights, "r+b") as f:
+            f.truncate(200)
+    elif damage == "missing":
+        os.remove(weights)
+    else:
+        with open(os.path.join(backup, "training_metadata.json"), "w") as f:
+            f.write('{"epoch": ')
+    with pytest.raises(error, match=message) as info:
+        _fit(_model(), 2, AtomicBackupAndRestore(backup, delete_checkpoint=False))
+    assert "delete" in str(info.value) and backup in str(info.value)
+
+
+def test_keras_backup_layout_is_still_restored(tmp_path):
+    backup = str(tmp_path / "backup")
+    model = _model()
+    _fit(model, 3, keras.callbacks.BackupAndRestore(backup, delete_checkpoint=False))
+    assert _fit(_model(), 5, AtomicBackupAndRestore(backup, delete_checkpoint=False)) == [3, 4]
+
+
+def test_model_checkpoint_killed_mid_save_keeps_previous_file(tmp_path, monkeypatch):
+    path = str(tmp_path / "last.keras")
+    model = _model()
+    _fit(model, 1, AtomicModelCheckpoint(path))
+    before = keras.models.load_model(path).predict(X, verbose=0)
+
+    def save(filepath, overwrite=True):
+        with open(filepath, "wb") as f:
+            f.write(b"PK\x03\x04" + b"\0" * 50)
+        raise _Killed()
+    monkeypatch.setattr(model, "save", save)
+    with pytest.raises(_Killed):
+        _fit(model, 1, AtomicModelCheckpoint(path))
+    assert os.listdir(tmp_path) == ["last.keras"]
+    np.testing.assert_array_equal(keras.models.load_model(path).predict(X, verbose=0), before)
+
+
+def test_best_only_checkpoint_tracks_the_monitor(tmp_path):
+    path = str(tmp_path / "best.keras")
+    callback = AtomicModelCheckpoint(path, monitor="loss", mode="min", save_best_only=True)
+    _fit(_model(), 3, callback)
+    assert os.path.exists(path) and np.isfinite(callback.best)
