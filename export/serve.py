@@ -146,6 +146,15 @@ def predict(store: ModelStore, name: str, version, body: dict) -> dict:
     return {"predictions": predictions}
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's listen backlog is 5: with more concurrent clients than that while the
+    # handlers hold the CPU, the kernel's accept queue overflows and clients get
+    # "Connection reset by peer" (seen in CI with 16 clients; 64 clients x 2000 requests:
+    # 164 resets at 5, none at 128).
+    request_queue_size = 128
+    daemon_threads = True
+
+
 def make_server(export_base: str, host: str = "127.0.0.1", port: int = 8501):
     store = ModelStore(export_base)
 
@@ -198,7 +207,7 @@ def make_server(export_base: str, host: str = "127.0.0.1", port: int = 8501):
         def log_message(self, *args):  # quiet
             pass
 
-    return ThreadingHTTPServer((host, port), Handler)
+    return _Server((host, port), Handler)
 
 
 def main(argv):

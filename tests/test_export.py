@@ -208,7 +208,7 @@ def test_dev_server_under_concurrent_good_and_bad_requests(server, trained_dir):
                                {"signature_name": "nope", **good})
         return kind, _post(server, "/v1/models/rstg:predict", {"instances": []})
 
-    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:  # more than the default backlog
         results = list(pool.map(send, cases))
     for kind, (status, body) in results:
         if kind == "good":
@@ -222,6 +222,16 @@ def test_dev_server_under_concurrent_good_and_bad_requests(server, trained_dir):
     assert status == 200 and np.allclose(body["outputs"]["probabilities"], expected, atol=1e-5)
     with urllib.request.urlopen(f"http://{server}/v1/models/rstg", timeout=30) as r:
         assert json.loads(r.read())["model_version_status"][0]["state"] == "AVAILABLE"
+
+
+def test_dev_server_accepts_a_burst_of_connections(server):
+    """socketserver's default listen backlog (5) reset connections under bursts."""
+    body = {"signature_name": "serving_default", "no_inputs": [0] * 100_000}
+
+    def status(_):
+        return _post(server, "/v1/models/rstg:predict", body)[0]
+    with concurrent.futures.ThreadPoolExecutor(64) as pool:
+        assert set(pool.map(status, range(640))) == {400}
 
 
 def test_client_rest_clip_and_stream(server, tmp_path):
