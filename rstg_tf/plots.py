@@ -77,9 +77,22 @@ def line_chart(series: Dict[str, Sequence[float]], path: str, title: str,
     return _save(image, path)
 
 
+def _dashed_level(image, box, top, value, label):
+    """A dashed horizontal line at ``value`` across the plot box, labelled at the right."""
+    x0, y0, x1, y1 = box
+    y = int(y1 - (y1 - y0) * min(value, top) / top)
+    for x in range(x0, x1, 12):
+        cv2.line(image, (x, y), (min(x + 6, x1), y), _INK, 1)
+    _put(image, label, (x1 - 8 * len(label) - 6, y - 5), 0.4)
+
+
 def bar_chart(labels: Sequence[str], groups: Dict[str, Sequence[Optional[float]]], path: str,
-              title: str, y_label: str = "", y_max: Optional[float] = None) -> str:
-    """Grouped bars: for each label, one bar per group (None: no bar)."""
+              title: str, y_label: str = "", y_max: Optional[float] = None,
+              levels: Optional[Dict[str, float]] = None) -> str:
+    """Grouped bars: for each label, one bar per group (None: no bar).
+
+    ``levels`` maps a label to a value drawn as a dashed reference line (e.g. chance).
+    """
     image, box = _frame(title, (max(900, 110 * len(labels) + 120), 600))
     x0, y0, x1, y1 = box
     y1 -= 40
@@ -100,6 +113,8 @@ def bar_chart(labels: Sequence[str], groups: Dict[str, Sequence[Optional[float]]
             cv2.rectangle(image, (int(left), int(y1 - height)), (int(left + width - 2), y1),
                           colour, -1)
             _put(image, f"{value:.1f}", (left, y1 - height - 4), 0.35)
+    for label, value in (levels or {}).items():
+        _dashed_level(image, box, top, value, label)
     for i, label in enumerate(labels):
         _put(image, label, (x0 + slot * i + 4, y1 + 18 + 14 * (i % 2)), 0.4)
     return _save(image, path)

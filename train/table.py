@@ -133,7 +133,8 @@ def _table(digits, budget, rows, results, work_dir):
                      "paper (%)": [PAPER[digits][r] for r in rows]},
                     os.path.join(work_dir, "table.png"),
                     f"{digits}SyncMNIST accuracy, budget {budget}", y_label="%",
-                    y_max=100.0)
+                    y_max=100.0, levels={f"chance {chance:.1f} %": chance,
+                                         f"motion-blind {100 / pairs:.0f} %": 100 / pairs})
     return path
 
 
