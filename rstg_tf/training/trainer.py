@@ -9,11 +9,9 @@ ReduceLROnPlateau (/10), TensorBoard, CSVLogger (``log.csv``) and TerminateOnNaN
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
-from typing import Optional
 
 import keras
 import tensorflow as tf
@@ -22,55 +20,9 @@ from rstg_tf.data import pipeline, syncmnist_records
 from rstg_tf.data.atomic import atomic_write_text
 from rstg_tf.models import ModelConfig, build_model
 from rstg_tf.training import checkpoints
+from rstg_tf.training.config import (  # noqa: F401 (TrainConfig: re-export)
+    TrainConfig, common_callbacks, compile_model)
 from rstg_tf.training.pretrain import load_backbone_weights
-
-STRATEGIES = ("default", "mirrored", "multi_worker")
-OPTIMIZERS = ("sgd", "adam")
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """One training run (every flag of ``python -m train``)."""
-
-    data_dir: str
-    model_dir: str
-    model: ModelConfig = ModelConfig()
-    batch_size: int = 8
-    epochs: int = 10
-    steps_per_epoch: Optional[int] = None     # default: train videos // batch
-    val_videos: Optional[int] = None          # default: the whole test split
-    optimizer: str = "sgd"                    # reference: SGD, Nesterov momentum 0.9
-    learning_rate: float = 1e-4
-    momentum: float = 0.9
-    plateau_patience: int = 2
-    backbone_weights: Optional[str] = None
-    freeze_backbone: bool = False
-    mixed_precision: bool = False
-    jit_compile: bool = False
-    strategy: str = "default"
-    on_corrupt: str = "raise"
-    seed: int = 0
-    verbose: int = 1
-
-    def __post_init__(self):
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}; got {self.strategy!r}.")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {self.optimizer!r}.")
-        if self.batch_size < 1 or self.epochs < 1 or self.learning_rate <= 0:
-            raise ValueError("batch_size, epochs and learning_rate must be positive.")
-
-    def to_dict(self) -> dict:
-        values = dataclasses.asdict(self)
-        values["model"] = self.model.to_dict()
-        return values
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
-        values = dict(values)
-        values["model"] = ModelConfig.from_dict(values["model"])
-        return cls(**values)
-
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "mirrored":
@@ -94,22 +46,6 @@ def is_chief() -> bool:
     return task.get("type") == "worker" and task.get("index", 0) == 0
 
 
-def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
-    if config.optimizer == "adam":
-        return keras.optimizers.Adam(config.learning_rate)
-    return keras.optimizers.SGD(config.learning_rate, momentum=config.momentum,
-                                nesterov=True)
-
-
-def compile_model(model: keras.Model, config: TrainConfig) -> None:
-    model.compile(
-        optimizer=make_optimizer(config),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1"),
-                 keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5")],
-        jit_compile=config.jit_compile)
-
-
 def _split_size(data_dir: str, split: str) -> int:
     _, counts, _ = pipeline.split_files(data_dir, split)
     return sum(counts)
@@ -123,14 +59,7 @@ def make_callbacks(config: TrainConfig) -> list:
     return [
         checkpoints.AtomicBackupAndRestore(os.path.join(work_dir, "backup"),
                                            delete_checkpoint=False),
-        keras.callbacks.TerminateOnNaN(),
-        checkpoints.AtomicModelCheckpoint(os.path.join(work_dir, "best.keras"),
-                                          monitor="val_top1", mode="max",
-                                          save_best_only=True),
-        checkpoints.AtomicModelCheckpoint(os.path.join(work_dir, "last.keras")),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.1,
-                                          patience=config.plateau_patience),
-        keras.callbacks.CSVLogger(os.path.join(work_dir, "log.csv"), append=True),
+        *common_callbacks(work_dir, config),
         keras.callbacks.TensorBoard(os.path.join(work_dir, "tensorboard")),
     ]
 

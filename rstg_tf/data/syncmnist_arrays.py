@@ -1,0 +1,64 @@
+"""SyncMNIST videos as in-memory NumPy arrays (pure NumPy, no TensorFlow or Keras).
+
+For training from memory (``rstg_tf.training.in_memory``) on machines without
+TensorFlow; the shards (``syncmnist_records``) hold exactly the same videos.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from typing import Callable, Optional, Tuple
+
+import numpy as np
+
+from rstg_tf.data.syncmnist import SyncMnistConfig, SyncMnistGenerator
+
+_GENERATOR = None
+
+
+def _init_worker(images, labels, split, config, seed):
+    global _GENERATOR
+    _GENERATOR = SyncMnistGenerator(images, labels, split, config, seed)
+
+
+def _make_range(bounds):
+    start, stop = bounds
+    videos = [_GENERATOR.video(i) for i in range(start, stop)]
+    return (np.stack([v.frames for v in videos]),
+            np.array([v.label for v in videos], np.int64))
+
+
+def make_videos(images: np.ndarray, labels: np.ndarray, split: str, count: int,
+                config: SyncMnistConfig = SyncMnistConfig(), seed: int = 0,
+                workers: int = 1, progress: Optional[Callable[[int], None]] = None
+                ) -> Tuple[np.ndarray, np.ndarray]:
+    """The first ``count`` videos of a SyncMNIST split, the same as in its shards.
+
+    Workers are spawned processes (never forked from a process running a backend);
+    ``progress(n)`` is called as each block of ``n`` videos arrives.
+
+    Returns:
+      (clips uint8 [count, T, 64, 64, 1], labels int64 [count]).
+    """
+    total = len(images) * config.multiplier(split)
+    if not 1 <= count <= total:
+        raise ValueError(f"count must be in 1..{total} for the {split} split; got {count}.")
+    chunk = 500
+    bounds = [(s, min(s + chunk, count)) for s in range(0, count, chunk)]
+    init = (images, labels, split, config, seed)
+    parts = []
+    if workers <= 1:
+        _init_worker(*init)
+        for b in bounds:
+            parts.append(_make_range(b))
+            if progress:
+                progress(b[1] - b[0])
+    else:
+        context = multiprocessing.get_context("spawn")   # no fork of a running backend
+        with context.Pool(workers, _init_worker, init) as pool:
+            for b, part in zip(bounds, pool.imap(_make_range, bounds)):
+                parts.append(part)
+                if progress:
+                    progress(b[1] - b[0])
+    clips = np.concatenate([p[0] for p in parts])[..., None]
+    return clips, np.concatenate([p[1] for p in parts])

@@ -1,0 +1,95 @@
+"""What a training run is (``TrainConfig``), how its model is compiled, and the callbacks
+every run has.
+
+Backend-neutral (no TensorFlow import): shared by the tf.data trainer and the in-memory
+trainer that also runs under JAX.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Optional
+
+import keras
+
+from rstg_tf.models import ModelConfig
+from rstg_tf.training import checkpoints
+
+STRATEGIES = ("default", "mirrored", "multi_worker")
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """One training run (every flag of ``python -m train``)."""
+
+    data_dir: str
+    model_dir: str
+    model: ModelConfig = ModelConfig()
+    batch_size: int = 8
+    epochs: int = 10
+    steps_per_epoch: Optional[int] = None     # default: train videos // batch
+    val_videos: Optional[int] = None          # default: the whole test split
+    optimizer: str = "sgd"                    # reference: SGD, Nesterov momentum 0.9
+    learning_rate: float = 1e-4
+    momentum: float = 0.9
+    plateau_patience: int = 2
+    backbone_weights: Optional[str] = None
+    freeze_backbone: bool = False
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    strategy: str = "default"
+    on_corrupt: str = "raise"
+    seed: int = 0
+    verbose: int = 1
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}; got {self.strategy!r}.")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {self.optimizer!r}.")
+        if self.batch_size < 1 or self.epochs < 1 or self.learning_rate <= 0:
+            raise ValueError("batch_size, epochs and learning_rate must be positive.")
+
+    def to_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        values["model"] = self.model.to_dict()
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        values = dict(values)
+        values["model"] = ModelConfig.from_dict(values["model"])
+        return cls(**values)
+
+
+def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(config.learning_rate)
+    return keras.optimizers.SGD(config.learning_rate, momentum=config.momentum,
+                                nesterov=True)
+
+
+def compile_model(model: keras.Model, config: TrainConfig) -> None:
+    model.compile(
+        optimizer=make_optimizer(config),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1"),
+                 keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5")],
+        jit_compile=config.jit_compile)
+
+
+def common_callbacks(work_dir: str, config: TrainConfig) -> list:
+    """TerminateOnNaN, crash-safe ``best.keras`` (by val top-1) and ``last.keras``,
+    ReduceLROnPlateau (/10 on val_loss) and ``log.csv`` (appended across restarts)."""
+    return [
+        keras.callbacks.TerminateOnNaN(),
+        checkpoints.AtomicModelCheckpoint(os.path.join(work_dir, "best.keras"),
+                                          monitor="val_top1", mode="max",
+                                          save_best_only=True),
+        checkpoints.AtomicModelCheckpoint(os.path.join(work_dir, "last.keras")),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.1,
+                                          patience=config.plateau_patience),
+        keras.callbacks.CSVLogger(os.path.join(work_dir, "log.csv"), append=True),
+    ]

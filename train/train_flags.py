@@ -1,0 +1,104 @@
+"""The flags of ``python -m train`` and the TrainConfig they make (shared with
+``python -m train.device_table``, which parses rows' flagfiles without TensorFlow)."""
+
+from absl import flags
+
+MODEL_NAMES = ["rstg", "mean_lstm", "conv_lstm", "i3d", "non_local"]
+
+
+def define_flags(fv: flags.FlagValues = flags.FLAGS, required: bool = True) -> None:
+    """Defines every flag of ``python -m train`` on ``fv`` (a row's flagfile can be parsed
+    into a fresh ``flags.FlagValues``)."""
+    flags.DEFINE_string("data_dir", None, "Shard directory with train and test splits "
+                        "(python -m train.make_syncmnist).", flag_values=fv)
+    flags.DEFINE_string("model_dir", None, "Where checkpoints, logs and config.json go.",
+                        flag_values=fv)
+    # Model.
+    flags.DEFINE_enum("model", "rstg", MODEL_NAMES, "Clip head on the backbone features.",
+                      flag_values=fv)
+    flags.DEFINE_integer("num_classes", 46, "Classes.", lower_bound=2, flag_values=fv)
+    flags.DEFINE_integer("num_frames", 10, "Frames per clip.", lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("num_filters", 512, "simple_c2d backbone width.", lower_bound=1,
+                         flag_values=fv)
+    flags.DEFINE_integer("hidden", 512, "Baselines: LSTM units / 3D ResNet width x 2.",
+                         lower_bound=2, flag_values=fv)
+    flags.DEFINE_bool("feature_batch_norm", True, "Baselines: batch norm on the backbone "
+                      "features before the head (RSTG has its own input batch norm).",
+                      flag_values=fv)
+    flags.DEFINE_float("dropout", 0.0, "Classifier dropout.", lower_bound=0.0, upper_bound=0.99,
+                       flag_values=fv)
+    # RSTG block.
+    flags.DEFINE_enum("schedule", "all_temp",
+                      ["all_temp", "one_temp", "space_only", "time_only", "homogeneous"],
+                      "RSTG schedule (Table 1 rows).", flag_values=fv)
+    flags.DEFINE_integer("node_dim", 512, "RSTG node width.", lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("message_dim", 512, "RSTG message width.", lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("num_iterations", 3, "RSTG space-time iterations K.", lower_bound=1,
+                         flag_values=fv)
+    flags.DEFINE_integer("num_scales", 3, "RSTG grid scales.", lower_bound=1, flag_values=fv)
+    flags.DEFINE_enum("gather", "simple", ["simple", "sum", "dot"], "RSTG gather.", flag_values=fv)
+    flags.DEFINE_enum("adjacency", "soft", ["soft", "strict"], "RSTG adjacency use.",
+                      flag_values=fv)
+    flags.DEFINE_enum("norm", "none", ["none", "batch", "layer"], "RSTG normalisation.",
+                      flag_values=fv)
+    flags.DEFINE_boolean("position_maps", False, "RSTG positional model (Gaussian maps).",
+                         flag_values=fv)
+    flags.DEFINE_boolean("scalewise_update", False, "One update MLP per scale.", flag_values=fv)
+    flags.DEFINE_integer("update_layers", 2, "Update MLP depth.", lower_bound=1, flag_values=fv)
+    flags.DEFINE_enum("readout", "mean_time", ["mean_time", "last_step"], "RSTG-to-vec read-out.",
+                      flag_values=fv)
+    # Training.
+    flags.DEFINE_integer("batch_size", 8, "Clips per replica and step.", lower_bound=1,
+                         flag_values=fv)
+    flags.DEFINE_integer("epochs", 10, "Epochs.", lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("steps_per_epoch", None, "Steps per epoch (default: one pass).",
+                         lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("val_videos", None, "Validate on the first N test videos (default all).",
+                         lower_bound=1, flag_values=fv)
+    flags.DEFINE_enum("optimizer", "sgd", ["sgd", "adam"], "SGD is the reference's (Nesterov).",
+                      flag_values=fv)
+    flags.DEFINE_float("learning_rate", 1e-4, "Initial learning rate.", lower_bound=0.0,
+                       flag_values=fv)
+    flags.DEFINE_float("momentum", 0.9, "SGD momentum.", lower_bound=0.0, upper_bound=1.0,
+                       flag_values=fv)
+    flags.DEFINE_integer("plateau_patience", 2, "Epochs without val_loss progress before the "
+                         "learning rate is divided by 10.", lower_bound=0, flag_values=fv)
+    flags.DEFINE_string("backbone_weights", None,
+                        "Pretrained backbone (python -m train.pretrain).", flag_values=fv)
+    flags.DEFINE_boolean("freeze_backbone", False, "Keep the pretrained backbone fixed.",
+                         flag_values=fv)
+    flags.DEFINE_boolean("mixed_precision", False, "mixed_float16 compute.", flag_values=fv)
+    flags.DEFINE_boolean("jit_compile", False, "XLA-compile the train step.", flag_values=fv)
+    flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
+                      "Distribution: one device, all local devices, or workers from TF_CONFIG.",
+                      flag_values=fv)
+    flags.DEFINE_enum("on_corrupt", "raise", ["raise", "skip"], "A corrupt shard stops training, "
+                      "or its unreadable records are skipped and counted.", flag_values=fv)
+    flags.DEFINE_integer("seed", 0, "Random seed.", lower_bound=0, flag_values=fv)
+    flags.DEFINE_integer("verbose", 1, "Keras verbosity: 0 silent, 1 progress bar, 2 a line per "
+                         "epoch.", lower_bound=0, upper_bound=2, flag_values=fv)
+    if required:
+        flags.mark_flags_as_required(["data_dir", "model_dir"], flag_values=fv)
+
+
+def config_from_flags(f) -> "TrainConfig":
+    from rstg_tf.config import RSTGConfig
+    from rstg_tf.models import ModelConfig
+    from rstg_tf.training.config import TrainConfig
+
+    rstg = RSTGConfig(node_dim=f.node_dim, message_dim=f.message_dim,
+                      num_iterations=f.num_iterations, num_scales=f.num_scales,
+                      gather=f.gather, adjacency=f.adjacency, norm=f.norm,
+                      position_maps=f.position_maps, scalewise_update=f.scalewise_update,
+                      update_layers=f.update_layers, schedule=f.schedule, readout=f.readout)
+    model = ModelConfig(name=f.model, num_classes=f.num_classes, num_frames=f.num_frames,
+                        num_filters=f.num_filters, dropout=f.dropout, hidden=f.hidden,
+                        feature_batch_norm=f.feature_batch_norm, rstg=rstg)
+    return TrainConfig(
+        data_dir=f.data_dir, model_dir=f.model_dir, model=model, batch_size=f.batch_size,
+        epochs=f.epochs, steps_per_epoch=f.steps_per_epoch, val_videos=f.val_videos,
+        optimizer=f.optimizer, learning_rate=f.learning_rate, momentum=f.momentum,
+        plateau_patience=f.plateau_patience, backbone_weights=f.backbone_weights,
+        freeze_backbone=f.freeze_backbone, mixed_precision=f.mixed_precision,
+        jit_compile=f.jit_compile, strategy=f.strategy, on_corrupt=f.on_corrupt,
+        seed=f.seed, verbose=f.verbose)
