@@ -23,6 +23,7 @@ from rstg_tf.models import build_model
 from rstg_tf.training.config import TrainConfig, common_callbacks, compile_model
 from rstg_tf.training.pretrain import load_backbone_weights
 
+
 class ShuffledBatches(keras.utils.PyDataset):
     """``steps`` batches per epoch from arrays, in a fresh permutation per pass over them;
     epochs continue where the last one stopped (so short epochs still see every video)."""
