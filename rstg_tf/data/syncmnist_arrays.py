@@ -6,6 +6,7 @@ TensorFlow; the shards (``syncmnist_records``) hold exactly the same videos.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 from typing import Callable, Optional, Tuple
 
@@ -47,18 +48,17 @@ def make_videos(images: np.ndarray, labels: np.ndarray, split: str, count: int,
     bounds = [(s, min(s + chunk, count)) for s in range(0, count, chunk)]
     init = (images, labels, split, config, seed)
     parts = []
-    if workers <= 1:
-        _init_worker(*init)
-        for b in bounds:
-            parts.append(_make_range(b))
+    with contextlib.ExitStack() as stack:
+        if workers <= 1:
+            _init_worker(*init)
+            blocks = map(_make_range, bounds)
+        else:
+            context = multiprocessing.get_context("spawn")   # no fork of a running backend
+            pool = stack.enter_context(context.Pool(workers, _init_worker, init))
+            blocks = pool.imap(_make_range, bounds)
+        for (start, stop), part in zip(bounds, blocks):
+            parts.append(part)
             if progress:
-                progress(b[1] - b[0])
-    else:
-        context = multiprocessing.get_context("spawn")   # no fork of a running backend
-        with context.Pool(workers, _init_worker, init) as pool:
-            for b, part in zip(bounds, pool.imap(_make_range, bounds)):
-                parts.append(part)
-                if progress:
-                    progress(b[1] - b[0])
+                progress(stop - start)
     clips = np.concatenate([p[0] for p in parts])[..., None]
     return clips, np.concatenate([p[1] for p in parts])

@@ -94,6 +94,6 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         atomic_write_text(self._metadata_path(), json.dumps(
             {"epoch": self._current_epoch, "batch": self._last_batch_seen,
              "weights": name}))
-        for old in glob.glob(os.path.join(self.backup_dir, "*.weights.h5")):
-            if os.path.basename(old) != name and not os.path.basename(old).startswith(".tmp-"):
+        for old in glob.glob(os.path.join(self.backup_dir, "*.weights.h5")):  # not .tmp-*
+            if os.path.basename(old) != name:
                 os.remove(old)
