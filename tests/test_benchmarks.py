@@ -23,7 +23,9 @@ def test_quick_benchmark_reports_every_field(tmp_path):
     assert {"p50_ms", "p95_ms"} <= set(results["streaming_ms"]["batch1"])
     assert {f"batch{b}{s}" for b in (1, 8) for s in ("", "/xla", "/bf16")} == set(
         results["streaming_ms"])
-    assert len(results["goals"]) == 11 and "goals (issue #6):" in result.stdout
+    for key in ("batch1", "batch1/bf16", "batch8", "batch8/bf16"):
+        assert results["streaming_ms"][key]["in_graph_ms"] > 0, key
+    assert len(results["goals"]) == 12 and "goals (issue #6):" in result.stdout
     assert 0.0 <= results["input"]["input_wait_fraction"] <= 1.0
     assert results["send_only"]["forward_ratio"] > 0
     assert results["memory"]["peak_rss_mib"] > 0
