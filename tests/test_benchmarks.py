@@ -32,3 +32,18 @@ def test_quick_benchmark_reports_every_field(tmp_path):
     assert (tmp_path / "results.png").stat().st_size > 0
     assert "| goal | measured |" in (tmp_path / "results.md").read_text()
     assert "time exponent vs T" in result.stdout
+
+
+def test_step_profile_reads_the_trace_back(tmp_path):
+    output = tmp_path / "profile.json"
+    result = run_python(["-m", "benchmarks.profile_step", "--node_dim=16", "--steps=4",
+                         "--min_us=0", f"--output={output}"], timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    profile = json.loads(output.read_text())
+    assert profile["compute_ms_per_step"] > 0 and profile["one_step_wall_ms"] > 0
+    assert any("MatMul" in kind for kind in profile["ms_per_step_by_type"])
+    assert "ReadVariableOp" not in profile["ms_per_step_by_type"]
+    timeline = profile["one_step_timeline"]
+    assert timeline and all(0 <= e["start_us"] <= 1e3 * profile["one_step_wall_ms"]
+                            for e in timeline)
+    assert "one step (" in result.stdout
