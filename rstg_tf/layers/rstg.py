@@ -127,7 +127,9 @@ class RSTG(keras.layers.Layer):
         b, t = ops.shape(features)[0], ops.shape(features)[1]
         flat = ops.reshape(features, (b, t, -1, self.in_channels))
         pool = ops.convert_to_tensor(self.pooling, dtype=flat.dtype)
-        nodes = ops.einsum("nk,btkc->tbnc", pool, flat)
+        # One 2-D matmul [N, K] x [K, B*T*C], then a transpose of the small result: TF's
+        # einsum here costs 0.3-0.6 ms at batch 1, at the start of the online step.
+        nodes = ops.transpose(ops.tensordot(pool, flat, axes=[[1], [2]]), (2, 1, 0, 3))
         if self.input_bn is not None:
             nodes = self.input_bn(nodes, training=training)
         if self.project_in is not None:
