@@ -146,7 +146,8 @@ def send_only(config: RSTGConfig, frames: int, repeats: int) -> Dict:
     return out
 
 
-def _stream_block(config: RSTGConfig, channels: int, dtype: str) -> RSTG:
+def stream_block(config: RSTGConfig, channels: int, dtype: str) -> RSTG:
+    """An RSTG block built for H x W x ``channels`` frames with every weight in ``dtype``."""
     keras.config.set_dtype_policy(dtype)
     try:
         block = RSTG(config, name="stream")
@@ -179,7 +180,7 @@ def streaming_latency(config: RSTGConfig, channels: int, batches, steps: int) ->
     for batch in batches:
         for suffix, xla, dtype in (("", False, "float32"), ("/xla", True, "float32"),
                                    ("/bf16", False, "bfloat16")):
-            block = _stream_block(config, channels, dtype)
+            block = stream_block(config, channels, dtype)
             state = block.initial_state(batch)
             frame = tf.cast(tf.random.normal((batch, H, W, channels)), dtype)
             step = tf.function(lambda f, s, b=block: b.step(f, s), jit_compile=xla)

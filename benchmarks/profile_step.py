@@ -88,19 +88,12 @@ def summarise(events, steps, step_name="<lambda>", min_us=8.0, top=25):
 
 
 def profile_step(dtype="float32", batch=1, steps=50, node_dim=512, min_us=8.0, top=25):
-    import keras
     import tensorflow as tf
 
-    from benchmarks.block_speed import H, W
+    from benchmarks.block_speed import H, W, stream_block
     from rstg_tf.config import RSTGConfig
-    from rstg_tf.layers.rstg import RSTG
 
-    keras.config.set_dtype_policy(dtype)
-    try:
-        block = RSTG(RSTGConfig(node_dim=node_dim, message_dim=node_dim), name="stream")
-        block.build((None, None, H, W, 512))
-    finally:
-        keras.config.set_dtype_policy("float32")
+    block = stream_block(RSTGConfig(node_dim=node_dim, message_dim=node_dim), 512, dtype)
     frame = tf.cast(tf.random.normal((batch, H, W, 512)), dtype)
     state = block.initial_state(batch)
     step = tf.function(lambda f, s: block.step(f, s))
