@@ -120,6 +120,7 @@ def test_layerwise_equals_framewise(schedule, readout):
     norm = "batch" if schedule == "homogeneous" else "layer"  # see test_online_steps_...
     cfg = tiny_config(schedule=schedule, readout=readout, scalewise_update=True, norm=norm)
     x = features(6)
+    keras.utils.set_random_seed(0)  # reproducible weights
     layerwise = RSTG(cfg)
     layerwise(x)
     open_map_gate(layerwise)
@@ -127,7 +128,11 @@ def test_layerwise_equals_framewise(schedule, readout):
     framewise(x)
     framewise.set_weights(layerwise.get_weights())
     a, b = numpy(layerwise(x)), numpy(framewise(x))
-    assert np.abs(a - b).max() <= 1e-5
+    # Layer norm over 8 mostly-ReLU'd channels amplifies rounding. Over 25 random inits
+    # of all_temp/map the two orders differ by <= 3.5e-6 under TF, but by up to 3.6e-5
+    # under JAX (XLA:CPU; 2 of 25 inits above 1e-5).
+    tolerance = 1e-5 if keras.backend.backend() == "tensorflow" else 5e-5
+    assert np.abs(a - b).max() <= tolerance
     assert np.abs(a).max() > 1e-3
 
 
