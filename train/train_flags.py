@@ -1,7 +1,9 @@
 """The flags of ``python -m train`` and the TrainConfig they make (shared with
-``python -m train.device_table``, which parses rows' flagfiles without TensorFlow)."""
+``python -m train.table --in_memory``, which parses rows' flagfiles without TensorFlow)."""
 
 from absl import flags
+
+from rstg_tf.config import ADJACENCIES, GATHERS, NORMS, SCHEDULES  # light: no Keras import
 
 MODEL_NAMES = ["rstg", "mean_lstm", "conv_lstm", "i3d", "non_local"]
 
@@ -28,19 +30,16 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS, required: bool = True) -> N
     flags.DEFINE_float("dropout", 0.0, "Classifier dropout.", lower_bound=0.0, upper_bound=0.99,
                        flag_values=fv)
     # RSTG block.
-    flags.DEFINE_enum("schedule", "all_temp",
-                      ["all_temp", "one_temp", "space_only", "time_only", "homogeneous"],
-                      "RSTG schedule (Table 1 rows).", flag_values=fv)
+    flags.DEFINE_enum("schedule", "all_temp", SCHEDULES, "RSTG schedule (Table 1 rows).",
+                      flag_values=fv)
     flags.DEFINE_integer("node_dim", 512, "RSTG node width.", lower_bound=1, flag_values=fv)
     flags.DEFINE_integer("message_dim", 512, "RSTG message width.", lower_bound=1, flag_values=fv)
     flags.DEFINE_integer("num_iterations", 3, "RSTG space-time iterations K.", lower_bound=1,
                          flag_values=fv)
     flags.DEFINE_integer("num_scales", 3, "RSTG grid scales.", lower_bound=1, flag_values=fv)
-    flags.DEFINE_enum("gather", "simple", ["simple", "sum", "dot"], "RSTG gather.", flag_values=fv)
-    flags.DEFINE_enum("adjacency", "soft", ["soft", "strict"], "RSTG adjacency use.",
-                      flag_values=fv)
-    flags.DEFINE_enum("norm", "none", ["none", "batch", "layer"], "RSTG normalisation.",
-                      flag_values=fv)
+    flags.DEFINE_enum("gather", "simple", GATHERS, "RSTG gather.", flag_values=fv)
+    flags.DEFINE_enum("adjacency", "soft", ADJACENCIES, "RSTG adjacency use.", flag_values=fv)
+    flags.DEFINE_enum("norm", "none", NORMS, "RSTG normalisation.", flag_values=fv)
     flags.DEFINE_boolean("position_maps", False, "RSTG positional model (Gaussian maps).",
                          flag_values=fv)
     flags.DEFINE_boolean("scalewise_update", False, "One update MLP per scale.", flag_values=fv)

@@ -93,6 +93,8 @@ def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, np.ndarray],
               "final_lr": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
               "val_top1": [float(v) for v in history.history.get("val_top1", [])]}
     if not math.isfinite(result["loss"]):
-        raise ValueError(f"training diverged (test loss {result['loss']}); see {config.model_dir}/log.csv.")
-    atomic_write_text(os.path.join(config.model_dir, "result.json"), json.dumps(result, indent=1) + "\n")
+        raise ValueError(f"training diverged (test loss {result['loss']}); "
+                         f"see {config.model_dir}/log.csv.")
+    atomic_write_text(os.path.join(config.model_dir, "result.json"),
+                      json.dumps(result, indent=1) + "\n")
     return result
