@@ -74,6 +74,11 @@ def test_factorised_send_equals_naive_pairs():
     w2, b2 = fast.send2.get_weights()
     np.testing.assert_allclose(numpy(fast.send(x))[:, 2, 4],
                                layer_norm(np.maximum(first @ w2 + b2, 0), fast), atol=1e-4)
+    # One frame (the online step at batch 1) takes the two-halves path: same messages.
+    one = numpy(fast.send(x[1:2]))
+    np.testing.assert_allclose(one, numpy(naive.send(x[1:2])), atol=1e-5)
+    np.testing.assert_allclose(one, numpy(fast.send(x))[1:2], atol=1e-5)
+    np.testing.assert_allclose(numpy(fast(x[1:2])), numpy(naive(x[1:2])), atol=1e-5)
 
 
 def layer_norm(x, stage):

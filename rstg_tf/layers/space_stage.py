@@ -96,18 +96,27 @@ class SpaceStage(keras.layers.Layer):
         """nodes [M, N, D] -> messages [M, N(receiver i), N(sender j), Dm]."""
         x = self._with_positions(nodes)
         bias = ops.cast(self.send_bias, x.dtype)
-        if self.config.factorized_send:
-            w_s, w_r = self._split_kernel(x.dtype)
-            from_sender = ops.matmul(x, w_s)                 # [M, N(j), Dm]
-            to_receiver = ops.matmul(x, w_r) + bias          # [M, N(i), Dm]
-            first = ops.relu(from_sender[:, None, :, :] + to_receiver[:, :, None, :])
-        else:
+        if not self.config.factorized_send:
             n = x.shape[-2]
             senders = ops.repeat(x[:, None, :, :], n, axis=1)    # [M, i, j] = x_j
             receivers = ops.repeat(x[:, :, None, :], n, axis=2)  # [M, i, j] = x_i
             pairs = ops.concatenate([senders, receivers], axis=-1)
             first = ops.relu(ops.matmul(pairs, ops.cast(self.send_kernel, x.dtype)) + bias)
-        return self._second_layer(first, training)
+            return self._second_layer(first, training)
+        w_s, w_r = self._split_kernel(x.dtype)
+        from_sender = ops.matmul(x, w_s)                     # [M, N(j), Dm]
+        to_receiver = ops.matmul(x, w_r) + bias              # [M, N(i), Dm]
+        # The per-pair part: broadcast add, ReLU, second layer. For a single frame (the
+        # online step at batch 1) it runs as two independent ops, one per half of the
+        # receivers (exact): on a CPU, with oneDNN's bfloat16 matmuls, that step is
+        # ~0.6 ms faster than with one [N*N, Dm] op. Larger inputs: one op (1-2 % faster).
+        n = x.shape[-2]
+        cuts = [0, n // 2, n] if x.shape[0] == 1 and n > 1 else [0, n]
+        second = [self.send2(ops.relu(from_sender[:, None, :, :]
+                                      + to_receiver[:, a:b, None, :]))
+                  for a, b in zip(cuts, cuts[1:])]
+        messages = second[0] if len(second) == 1 else ops.concatenate(second, axis=1)
+        return apply_norm(self.message_norm, messages, training)
 
     # -- update --------------------------------------------------------------------------
     def update(self, nodes, gathered, training=None):
