@@ -56,18 +56,23 @@ class NodeLSTM(keras.layers.Layer):
         """x [..., D_in] -> the input part of the gates, [..., 4 * units]."""
         return ops.matmul(x, ops.cast(self.kernel, x.dtype)) + ops.cast(self.bias, x.dtype)
 
-    def cell(self, z_x, state):
-        """One step from the projected input z_x [..., 4U] and state (h, c)."""
+    def recurrent(self, h):
+        """h [..., U] -> the state part of the gates, h U [..., 4 * units]."""
+        return ops.matmul(h, ops.cast(self.recurrent_kernel, h.dtype))
+
+    def cell(self, z_x, state, z_h=None):
+        """One step from the projected input z_x [..., 4U] and state (h, c); ``z_h``:
+        ``recurrent(h)`` if already computed."""
         h, c = state
-        z = z_x + ops.matmul(h, ops.cast(self.recurrent_kernel, h.dtype))
+        z = z_x + (self.recurrent(h) if z_h is None else z_h)
         i, f, g, o = ops.split(z, 4, axis=-1)
         c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
         h = ops.sigmoid(o) * ops.tanh(c)
         return h, (h, c)
 
-    def step(self, x, state):
+    def step(self, x, state, z_h=None):
         """x [..., D_in], state (h, c) -> (h', (h', c'))."""
-        return self.cell(self.project(x), state)
+        return self.cell(self.project(x), state, z_h)
 
     def sequence(self, x, state):
         """x [T, ..., D_in], initial state (h, c) -> (h [T, ..., U], final state)."""

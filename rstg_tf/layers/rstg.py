@@ -144,14 +144,26 @@ class RSTG(keras.layers.Layer):
             keys.append("final")
         return keys
 
-    def _time_step(self, key, x, state, training):
+    def _time_step(self, key, x, state, training, z_h=None):
         """One time stage on one frame: x [B, N, D] -> (y, updated state entries)."""
         if self.homogeneous:
             y = self.space.temporal(state[f"{key}_h"], x, training)
             return y, {f"{key}_h": y}
         lstm = self.time_final if key == "final" else self.time_intern
-        y, (h, cst) = lstm.step(x, (state[f"{key}_h"], state[f"{key}_c"]))
+        y, (h, cst) = lstm.step(x, (state[f"{key}_h"], state[f"{key}_c"]), z_h)
         return y, {f"{key}_h": h, f"{key}_c": cst}
+
+    def _recurrent_parts(self, state):
+        """The K iterations' LSTM state terms h_k U, which depend only on the state and
+        share ``time_intern``'s U: one matmul over the K*N nodes (U read once) -> K
+        tensors [B, N, 4D], or Nones where there is no such LSTM."""
+        k = self.config.num_iterations
+        if not self.time_inside or self.homogeneous or k < 2:
+            return [None] * k
+        n = self.graph.num_nodes
+        hu = self.time_intern.recurrent(
+            ops.concatenate([state[f"t{i}_h"] for i in range(k)], axis=1))
+        return [hu[:, i * n:(i + 1) * n] for i in range(k)]
 
     def _time_sequence(self, key, x, training):
         """One time stage over a whole clip from the zero state: x [T, B, N, D] -> y."""
@@ -186,9 +198,10 @@ class RSTG(keras.layers.Layer):
     def _frame_nodes(self, x, state, training):
         """All stages for one frame: x [B, N, D] -> (final nodes, new state)."""
         new = {}
+        recurrent = self._recurrent_parts(state)
         for i in range(self.config.num_iterations):
             if self.time_inside:
-                x, upd = self._time_step(f"t{i}", x, state, training)
+                x, upd = self._time_step(f"t{i}", x, state, training, recurrent[i])
                 new.update(upd)
             if self.has_space:
                 x = self._space(x, training)
