@@ -12,6 +12,7 @@ import os
 
 from absl import flags
 
+from rstg_tf.config import WEIGHT_DTYPES
 from train import cli
 
 flags.DEFINE_string("model_dir", None, "A training run's directory (config.json + "
@@ -24,6 +25,10 @@ flags.DEFINE_integer("version", None, "Version number (default: the next free on
 flags.DEFINE_string("label_file", None, "Class names, one per line, in class order "
                     "(adds a class_names output).")
 flags.DEFINE_boolean("warmup", True, "Write assets.extra/tf_serving_warmup_requests.")
+flags.DEFINE_enum("weights_dtype", "float32", list(WEIGHT_DTYPES),
+                  "Store the weights, and run the graph, in this dtype: bfloat16 for CPUs "
+                  "with AVX512_BF16 (half the size, a faster stream_step), float16 for GPUs. "
+                  "Inputs, outputs and the streaming state keep their dtypes.")
 flags.mark_flags_as_required(["model_dir", "export_base"])
 
 
@@ -50,7 +55,8 @@ def main(argv):
     model = load_trained_model(f.model_dir, f.checkpoint)
     labels = read_labels(f.label_file) if f.label_file else None
     path = export_saved_model(model, config, f.export_base, f.model_name, f.version,
-                              class_names=labels, warmup=f.warmup)
+                              class_names=labels, warmup=f.warmup,
+                              weights_dtype=f.weights_dtype)
     print(f"exported {path}")
     print(f"serve: docker run --gpus all -p 8500:8500 -p 8501:8501 "
           f"-v {os.path.abspath(f.export_base)}:/models tensorflow/serving:latest-gpu "

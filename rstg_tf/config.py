@@ -16,6 +16,8 @@ NORMS = ("none", "batch", "layer")
 SCHEDULES = ("all_temp", "one_temp", "space_only", "time_only", "homogeneous")
 READOUTS = ("mean_time", "last_step", "map")
 CLIP_MODES = ("layerwise", "framewise")
+# Dtypes a trained model's weights may be stored and run in for inference / serving.
+WEIGHT_DTYPES = ("float32", "bfloat16", "float16")
 
 # Schedules whose nodes carry a state from frame to frame (and so have an online mode).
 RECURRENT_SCHEDULES = ("all_temp", "one_temp", "time_only", "homogeneous")

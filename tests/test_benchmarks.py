@@ -47,3 +47,22 @@ def test_step_profile_reads_the_trace_back(tmp_path):
     assert timeline and all(0 <= e["start_us"] <= 1e3 * profile["one_step_wall_ms"]
                             for e in timeline)
     assert "one step (" in result.stdout
+
+
+def test_export_latency_times_each_weights_dtype(tmp_path):
+    output = tmp_path / "latency.json"
+    result = run_python(["-m", "benchmarks.export_latency", "--num_filters=8", "--node_dim=8",
+                         "--steps=4", "--clips=2", "--rounds=2", f"--output={output}"],
+                        timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    figures = json.loads(output.read_text())
+    assert set(figures["rounds"]) == {"float32", "bfloat16"}
+    for rounds in figures["rounds"].values():
+        assert len(rounds) == 2
+        for r in rounds:
+            for signature in ("stream_step", "serving_default"):
+                assert 0 < r[signature]["p50_ms"] <= r[signature]["p95_ms"], r
+    assert result.stdout.count("stream_step p50") == 4
+    bad = run_python(["-m", "benchmarks.export_latency", "--weights_dtypes=int8"])
+    assert bad.returncode == 2 and "--weights_dtypes" in bad.stderr
+    assert "Traceback" not in bad.stderr

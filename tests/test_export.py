@@ -9,6 +9,7 @@ import threading
 import urllib.error
 import urllib.request
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -45,7 +46,8 @@ def exported(trained_dir, tmp_path_factory):
     labels = base / "labels.txt"
     labels.write_text("\n".join(f"class {i}" for i in range(46)) + "\n")
     result = run_python(["-m", "export", f"--model_dir={model_dir}", f"--export_base={base}",
-                         "--model_name=rstg", f"--label_file={labels}"])
+                         "--model_name=rstg", f"--label_file={labels}",
+                         "--weights_dtype=float32"])
     assert result.returncode == 0, result.stderr[-3000:]
     return base, base / "rstg" / "1"
 
@@ -61,6 +63,10 @@ def test_layout_versions_and_server_configs(exported, trained_dir):
     again = run_python(["-m", "export", f"--model_dir={model_dir}", f"--export_base={base}",
                         "--version=1"])
     assert again.returncode == 2 and "never overwritten" in again.stderr
+    bad = run_python(["-m", "export", f"--model_dir={model_dir}", f"--export_base={base}",
+                      "--weights_dtype=int8"])
+    assert bad.returncode == 2 and "--weights_dtype" in bad.stderr, bad.stderr[-2000:]
+    assert "Traceback" not in bad.stderr
     assert not [d for d in os.listdir(base / "rstg") if d.startswith(".tmp")]
     from tensorflow_serving.apis import prediction_log_pb2
     logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy())
@@ -143,6 +149,41 @@ def test_stream_steps_equal_the_clip(tmp_path, readout):
         out = loaded.signatures["stream_step"](frame=tf.constant(clips[:, t]), **state)
         state = {k: out[k] for k in state}
     np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-5)
+
+
+def _logits(probabilities):
+    """Logits up to a per-row constant, from probabilities."""
+    log = np.log(probabilities)
+    return log - log.mean(axis=-1, keepdims=True)
+
+
+def test_bfloat16_weights_export(tmp_path):
+    keras.utils.set_random_seed(7)          # logits of a useful scale (0.17)
+    model = build_model(CONFIG)
+    path = export_saved_model(model, CONFIG, str(tmp_path), "m", warmup=False,
+                              weights_dtype="bfloat16")
+    loaded = tf.saved_model.load(path)
+    dtypes = {v.dtype for v in loaded.model_variables}
+    assert dtypes == {tf.bfloat16, tf.float32}      # the classifier stays float32
+    assert sum(v.dtype == tf.float32 for v in loaded.model_variables) == 2
+    stored = sum(v.shape.num_elements() * v.dtype.size for v in loaded.model_variables)
+    assert stored < 0.6 * sum(w.numpy().nbytes for w in model.weights)
+    clips = _clips(3, seed=3)
+    expected = _logits(tf.nn.softmax(model(clips)).numpy())
+    out = loaded.signatures["serving_default"](video=tf.constant(clips))
+    clip = _logits(out["probabilities"].numpy())
+    scale = np.abs(expected).max()
+    assert 0 < np.abs(clip - expected).max() <= 0.03 * scale + 1e-3
+    state = loaded.signatures["stream_init"](batch=tf.constant(3))
+    assert {v.dtype for v in state.values()} == {tf.float32}
+    for t in range(T):
+        step = loaded.signatures["stream_step"](frame=tf.constant(clips[:, t]), **state)
+        state = {k: step[k] for k in state}
+    np.testing.assert_allclose(_logits(step["probabilities"].numpy()), clip,
+                               atol=0.03 * scale + 1e-3)
+    with pytest.raises(ValueError, match="weights dtype must be one of"):
+        export_saved_model(model, CONFIG, str(tmp_path), "m", weights_dtype="int8")
+    assert sorted(os.listdir(tmp_path / "m")) == ["1"]
 
 
 def test_bad_inputs_get_clear_errors(exported):

@@ -1,5 +1,7 @@
 """Clip classifiers: RSTG and the paper's SyncMNIST baselines, through a registry."""
 
-from rstg_tf.models.factory import MODELS, ModelConfig, build_backbone, build_model, register
+from rstg_tf.models.factory import (MODELS, WEIGHT_DTYPES, ModelConfig, build_backbone,
+                                    build_model, register, with_weights_dtype)
 
-__all__ = ["MODELS", "ModelConfig", "build_backbone", "build_model", "register"]
+__all__ = ["MODELS", "WEIGHT_DTYPES", "ModelConfig", "build_backbone", "build_model",
+           "register", "with_weights_dtype"]

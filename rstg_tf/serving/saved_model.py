@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from rstg_tf.data.atomic import atomic_write_text
-from rstg_tf.models import ModelConfig
+from rstg_tf.models import ModelConfig, with_weights_dtype
 from rstg_tf.serving.module import ServingModule
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -82,12 +82,16 @@ def write_server_configs(export_base: str, model_name: str, container_base: str 
 def export_saved_model(model: keras.Model, config: ModelConfig, export_base: str,
                        model_name: str = "rstg", version: Optional[int] = None,
                        class_names: Optional[Sequence[str]] = None,
-                       warmup: bool = True) -> str:
+                       warmup: bool = True, weights_dtype: str = "float32") -> str:
     """Exports ``model`` as ``<export_base>/<model_name>/<version>``; returns that path.
 
     The version defaults to the next free number; an existing version is never replaced.
     The SavedModel is written under a temporary name in the same directory and renamed.
+    ``weights_dtype`` ("float32", "bfloat16", "float16") stores the weights, and runs the
+    graph, in that dtype (``rstg_tf.models.with_weights_dtype``); the signatures' inputs
+    and outputs (and the streaming state) keep their dtypes.
     """
+    model = with_weights_dtype(model, config, weights_dtype)
     if not model_name or "/" in model_name or model_name.startswith("."):
         raise ValueError(f"model_name must be a plain name; got {model_name!r}.")
     root = os.path.join(export_base, model_name)
