@@ -172,8 +172,15 @@ def _in_graph_ms(step, frame, state, steps: int, repeats: int = 5) -> float:
     return 1e3 * float(np.median(timed(lambda: run(state), repeats))) / steps
 
 
+def _online(block: RSTG) -> Callable:
+    """``block.step`` as a function of (frame, state) only."""
+    def step(frame, state):
+        return block.step(frame, state)
+    return step
+
+
 def streaming_latency(config: RSTGConfig, channels: int, batches, steps: int) -> Dict:
-    """Per-frame latency of the online ``step`` (a compiled tf.function), p50 / p95 ms:
+    """Per-frame latency of the online ``step`` (a concrete function), p50 / p95 ms:
     float32 without and with XLA, and with every weight stored in bfloat16 (no XLA).
     ``in_graph_ms``: the same step chained in-graph (no per-frame Python call)."""
     out = {}
@@ -183,7 +190,10 @@ def streaming_latency(config: RSTGConfig, channels: int, batches, steps: int) ->
             block = stream_block(config, channels, dtype)
             state = block.initial_state(batch)
             frame = tf.cast(tf.random.normal((batch, H, W, channels)), dtype)
-            step = tf.function(lambda f, s, b=block: b.step(f, s), jit_compile=xla)
+            step = tf.function(_online(block), jit_compile=xla)
+            # Called as a concrete function, as a loaded SavedModel's stream_step is: a
+            # tf.function's own call adds 0.1-0.25 ms of argument binding per frame.
+            step = step.get_concrete_function(frame, state)
             for _ in range(3):
                 _, state = step(frame, state)
             times = []
