@@ -157,14 +157,15 @@ def _logits(probabilities):
     return log - log.mean(axis=-1, keepdims=True)
 
 
-def test_bfloat16_weights_export(tmp_path):
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_weights_export(tmp_path, dtype):
     keras.utils.set_random_seed(7)          # logits of a useful scale (0.17)
     model = build_model(CONFIG)
     path = export_saved_model(model, CONFIG, str(tmp_path), "m", warmup=False,
-                              weights_dtype="bfloat16")
+                              weights_dtype=dtype)
     loaded = tf.saved_model.load(path)
     dtypes = {v.dtype for v in loaded.model_variables}
-    assert dtypes == {tf.bfloat16, tf.float32}      # the classifier stays float32
+    assert dtypes == {tf.as_dtype(dtype), tf.float32}   # the classifier stays float32
     assert sum(v.dtype == tf.float32 for v in loaded.model_variables) == 2
     stored = sum(v.shape.num_elements() * v.dtype.size for v in loaded.model_variables)
     assert stored < 0.6 * sum(w.numpy().nbytes for w in model.weights)
