@@ -13,7 +13,6 @@ on 2 cores.
 import json
 import math
 import os
-import platform
 import tempfile
 
 from absl import flags
@@ -141,9 +140,7 @@ def main(argv):
     lengths = (4, 8, 16) if quick else (8, 16, 32, 64, 128)
     batches = (1,) if quick else (1, 8)
     repeats = 1 if quick else 2
-    results = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, GPUs: "
-                          f"{len(tf.config.list_physical_devices('GPU'))}",
-               "tensorflow": tf.__version__, "quick": quick}
+    results = {"machine": block_speed.machine(), "tensorflow": tf.__version__, "quick": quick}
     # Streaming first, in a process as fresh as a server's (two full runs on the 2-core
     # VM: batch-1 bfloat16 p50 5.72 ms measured after the scaling section, 5.15 before).
     print("streaming ...", flush=True)

@@ -4,6 +4,8 @@ peak, streaming latency, XLA and precision."""
 
 from __future__ import annotations
 
+import os
+import platform
 import time
 from typing import Callable, Dict, List
 
@@ -16,6 +18,7 @@ from rstg_tf.config import RSTGConfig
 from rstg_tf.layers.non_local import NonLocalBlock
 from rstg_tf.layers.rstg import RSTG
 from rstg_tf.layers.space_stage import SpaceStage
+from rstg_tf.models import dtype_policy
 
 H = W = 6  # SyncMNIST backbone map
 
@@ -148,12 +151,9 @@ def send_only(config: RSTGConfig, frames: int, repeats: int) -> Dict:
 
 def stream_block(config: RSTGConfig, channels: int, dtype: str) -> RSTG:
     """An RSTG block built for H x W x ``channels`` frames with every weight in ``dtype``."""
-    keras.config.set_dtype_policy(dtype)
-    try:
+    with dtype_policy(dtype):
         block = RSTG(config, name="stream")
         block.build((None, None, H, W, channels))
-    finally:
-        keras.config.set_dtype_policy("float32")
     return block
 
 
@@ -170,6 +170,18 @@ def _in_graph_ms(step, frame, state, steps: int, repeats: int = 5) -> float:
 
     state = run(state)
     return 1e3 * float(np.median(timed(lambda: run(state), repeats))) / steps
+
+
+def machine() -> str:
+    """The machine, in words, for a results file."""
+    return (f"{platform.machine()}, {os.cpu_count()} CPUs, GPUs: "
+            f"{len(tf.config.list_physical_devices('GPU'))}")
+
+
+def percentiles_ms(times: List[float]) -> Dict[str, float]:
+    """p50 / p95 of ``times`` (seconds), in ms."""
+    return {"p50_ms": 1e3 * float(np.percentile(times, 50)),
+            "p95_ms": 1e3 * float(np.percentile(times, 95))}
 
 
 def _online(block: RSTG) -> Callable:
@@ -202,9 +214,7 @@ def streaming_latency(config: RSTGConfig, channels: int, batches, steps: int) ->
                 y, state = step(frame, state)
                 y.numpy()
                 times.append(time.perf_counter() - start)
-            out[f"batch{batch}{suffix}"] = {
-                "p50_ms": 1e3 * float(np.percentile(times, 50)),
-                "p95_ms": 1e3 * float(np.percentile(times, 95))}
+            out[f"batch{batch}{suffix}"] = percentiles_ms(times)
             if not xla:
                 out[f"batch{batch}{suffix}"]["in_graph_ms"] = _in_graph_ms(
                     block.step, frame, state, max(steps // 5, 4))

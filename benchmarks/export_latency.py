@@ -13,8 +13,6 @@ machine shows as spread rather than as a difference between dtypes.
 """
 
 import json
-import os
-import platform
 import tempfile
 import time
 
@@ -38,17 +36,13 @@ flags.register_validator(
     f"--weights_dtypes must list dtypes from {list(WEIGHT_DTYPES)}.")
 
 
-def _percentiles_ms(times):
-    import numpy as np
-    return {"p50_ms": 1e3 * float(np.percentile(times, 50)),
-            "p95_ms": 1e3 * float(np.percentile(times, 95))}
-
-
 def time_signatures(path: str, steps: int, clips: int) -> dict:
     """p50 / p95 ms of ``stream_step`` (batch 1, state fed back) and ``serving_default``
     (one clip) of the SavedModel at ``path``."""
     import numpy as np
     import tensorflow as tf
+
+    from benchmarks.block_speed import percentiles_ms
 
     loaded = tf.saved_model.load(path)
     serve = loaded.signatures["serving_default"]
@@ -70,14 +64,14 @@ def time_signatures(path: str, steps: int, clips: int) -> dict:
         start = time.perf_counter()
         state = one_step(t)
         times.append(time.perf_counter() - start)
-    result = {"stream_step": _percentiles_ms(times)}
+    result = {"stream_step": percentiles_ms(times)}
     serve(video=clip)["probabilities"].numpy()
     times = []
     for _ in range(clips):
         start = time.perf_counter()
         serve(video=clip)["probabilities"].numpy()
         times.append(time.perf_counter() - start)
-    result["serving_default"] = _percentiles_ms(times)
+    result["serving_default"] = percentiles_ms(times)
     return result
 
 
@@ -87,6 +81,7 @@ def main(argv):
     import keras
     import tensorflow as tf
 
+    from benchmarks.block_speed import machine
     from rstg_tf.config import RSTGConfig
     from rstg_tf.models import ModelConfig, build_model
     from rstg_tf.serving.saved_model import export_saved_model
@@ -95,9 +90,7 @@ def main(argv):
     config = ModelConfig(num_filters=f.num_filters, rstg=RSTGConfig(node_dim=f.node_dim))
     keras.utils.set_random_seed(0)
     model = build_model(config)
-    out = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, GPUs: "
-                      f"{len(tf.config.list_physical_devices('GPU'))}",
-           "tensorflow": tf.__version__, "num_filters": f.num_filters,
+    out = {"machine": machine(), "tensorflow": tf.__version__, "num_filters": f.num_filters,
            "node_dim": f.node_dim, "rounds": {d: [] for d in f.weights_dtypes}}
     with tempfile.TemporaryDirectory() as base:
         paths = {d: export_saved_model(model, config, base, f"m_{d}", warmup=False,

@@ -6,8 +6,9 @@ Every model: uint8 clip [B, T, H, W, C] -> ``backbone`` (SimpleC2D) -> head -> d
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Iterator, Tuple
 
 import keras
 
@@ -138,6 +139,18 @@ def build_model(config: ModelConfig) -> keras.Model:
     return keras.Model(clips, logits, name=config.name)
 
 
+@contextlib.contextmanager
+def dtype_policy(dtype: str) -> Iterator[None]:
+    """Layers built inside the ``with`` store and compute in ``dtype`` (Keras' global
+    dtype policy, restored on exit)."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(dtype)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def with_weights_dtype(model: keras.Model, config: ModelConfig, dtype: str) -> keras.Model:
     """``model`` rebuilt with every weight stored, and computed, in ``dtype`` (the
     classifier stays float32, as are its logits): a copy for inference and serving.
@@ -151,11 +164,7 @@ def with_weights_dtype(model: keras.Model, config: ModelConfig, dtype: str) -> k
         raise ValueError(f"weights dtype must be one of {list(WEIGHT_DTYPES)}; got {dtype!r}.")
     if dtype == "float32" and all(w.dtype == "float32" for w in model.weights):
         return model
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(dtype)
-    try:
+    with dtype_policy(dtype):
         copy = build_model(config)
-    finally:
-        keras.config.set_dtype_policy(previous)
     copy.set_weights(model.get_weights())        # each cast to its variable's dtype
     return copy
