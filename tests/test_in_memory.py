@@ -23,9 +23,13 @@ def test_videos_are_the_generators_whatever_the_workers():
         video = generator.video(i)
         np.testing.assert_array_equal(clips[i, ..., 0], video.frames)
         assert y[i] == video.label
-    clips2, y2 = make_videos(images, labels, "train", 1003, config, seed=5, workers=2)
+    clips2, y2, digits = make_videos(images, labels, "train", 1003, config, seed=5, workers=2,
+                                     with_digits=True)
     np.testing.assert_array_equal(clips2, clips)
     np.testing.assert_array_equal(y2, y)
+    assert digits.shape == (1003, 3)
+    for i in (0, 500, 1002):
+        np.testing.assert_array_equal(digits[i], generator.video(i).digits)
     with pytest.raises(ValueError, match="count must be in 1..1200"):
         make_videos(images, labels, "train", 1201, config)
 
@@ -74,10 +78,12 @@ def test_table_in_memory_runs_under_jax_without_tensorflow(tmp_path):
         report = json.load(open(work_dir / row / "result.json"))
         assert report["backend"] == "jax" and report["epochs_run"] == 2
         assert report["num_videos"] == 40 and 0.0 <= report["top1"] <= report["top5"] <= 1.0
+        assert 0 < report["sync_pair_videos"] <= 40 and 0.0 <= report["sync_pair_top1"] <= 1.0
         assert (work_dir / row / "best.keras").stat().st_size > 0
         assert len((work_dir / row / "log.csv").read_text().splitlines()) == 3
     table = (work_dir / "table.md").read_text()
     assert "| rstg_all_temp |" in table and "98.9" in table
+    assert "sync pair %" in table
     # finished rows are skipped: no pretraining, no videos, no training
     again = run_python(args, KERAS_BACKEND="jax")
     assert again.returncode == 0 and "generating" not in again.stdout, again.stderr[-2000:]

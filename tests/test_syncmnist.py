@@ -7,7 +7,8 @@ import pytest
 
 from rstg_tf.data import pil_resize
 from rstg_tf.data.syncmnist import (NO_SYNC_LABEL, NUM_CLASSES, PAIR_LABELS, SyncMnistConfig,
-                                    SyncMnistGenerator, label_name, pair_label)
+                                    SyncMnistGenerator, label_name, pair_label,
+                                    sync_pair_accuracy, sync_pair_fields)
 from tests.syncmnist_fixtures import fake_mnist
 
 
@@ -191,3 +192,36 @@ def test_resize_properties_and_bytescale():
     with pytest.raises(ValueError, match="uint8"):
         pil_resize.resize_uint8(np.zeros((4, 4), np.float32), 2, 2)
     assert math.isclose(SyncMnistConfig().no_sync_prob, 1 / 92)
+
+
+def test_sync_pair_accuracy_scores_motion_only():
+    rng = np.random.default_rng(0)
+    n = 3000
+    digits = np.stack([rng.choice(10, 3, replace=False) for _ in range(n)])
+    labels = np.array([pair_label(a, b) for a, b, _ in digits])
+    labels[:30] = NO_SYNC_LABEL                                  # left out
+    candidates = [[pair_label(d[i], d[j]) for i, j in ((0, 1), (0, 2), (1, 2))] for d in digits]
+    # knows the digits (their pairs score high), blind to motion (random order among them)
+    blind = rng.normal(size=(n, NUM_CLASSES))
+    for k, pairs in enumerate(candidates):
+        blind[k, pairs] += 10.0
+    accuracy, count = sync_pair_accuracy(blind, digits, labels)
+    assert count == n - 30 and abs(accuracy - 1 / 3) < 0.03
+    # sees the motion: the true pair first among the present ones
+    seeing = blind.copy()
+    for k, pairs in enumerate(candidates):
+        seeing[k, labels[k]] = blind[k, pairs].max() + 1.0
+    assert sync_pair_accuracy(seeing, digits, labels)[0] == 1.0
+    # ties count as wrong (a constant model must not score by the digits' order)
+    assert sync_pair_accuracy(np.zeros((n, NUM_CLASSES)), digits, labels)[0] == 0.0
+    assert sync_pair_accuracy(blind[:5], digits[:5], np.full(5, NO_SYNC_LABEL)) == (None, 0)
+    fields = sync_pair_fields(blind, digits, labels)
+    assert fields["sync_pair_videos"] == n - 30 and fields["motion_blind_sync_pair"] == 1 / 3
+    with pytest.raises(ValueError, match=r"logits must be \[N, 46\]"):
+        sync_pair_accuracy(blind[:, :10], digits, labels)
+    with pytest.raises(ValueError, match="digits must be"):
+        sync_pair_accuracy(blind, digits[:, :1], labels)
+    wrong = labels.copy()
+    wrong[40] = pair_label(*[c for c in range(10) if c not in digits[40]][:2])
+    with pytest.raises(ValueError, match="include its labelled pair"):
+        sync_pair_accuracy(blind, digits, wrong)

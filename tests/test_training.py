@@ -4,6 +4,7 @@ bad flags), evaluation outputs, and the two-worker run — at tiny sizes."""
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -190,6 +191,10 @@ def test_evaluate_writes_json_and_plots(tmp_path, data_dir):
     assert confusion.shape == (46, 46) and confusion.sum() == 16
     assert np.isclose(np.trace(confusion) / 16, report["top1"])
     assert len(report["per_class_accuracy"]) == 46
+    # sync pair: every clip with a synchronous pair counted, against the 1/3 motion-blind level
+    assert report["sync_pair_videos"] == 16 - confusion[45].sum()
+    assert 0.0 <= report["sync_pair_top1"] <= 1.0 and report["motion_blind_sync_pair"] == 1 / 3
+    assert "sync pair" in result.stdout
     for path in report["files"]:
         assert os.path.getsize(path) > 0
     assert os.path.exists(os.path.join(model_dir, "learning_curves.png"))
@@ -251,6 +256,8 @@ def test_table_runner_end_to_end(tmp_path, data_dir, mnist_npz):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     table = (work_dir / "table.md").read_text()
     assert "| mean_lstm |" in table and "| 77.0 |" in table       # paper's Mean+LSTM
+    # top-1, top-5 and sync pair (motion alone) filled in, then the paper's figure
+    assert re.search(r"\| mean_lstm \| [\d.]+ \| [\d.]+ \| [\d.]+ \| 77\.0 \|", table), table
     assert "| rstg_space_only |" in table and "61.3" in table
     assert (work_dir / "table.png").stat().st_size > 0
     for row in ("mean_lstm", "rstg_space_only"):

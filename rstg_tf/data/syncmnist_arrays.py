@@ -26,20 +26,22 @@ def _make_range(bounds):
     start, stop = bounds
     videos = [_GENERATOR.video(i) for i in range(start, stop)]
     return (np.stack([v.frames for v in videos]),
-            np.array([v.label for v in videos], np.int64))
+            np.array([v.label for v in videos], np.int64),
+            np.stack([v.digits for v in videos]).astype(np.int64))
 
 
 def make_videos(images: np.ndarray, labels: np.ndarray, split: str, count: int,
                 config: SyncMnistConfig = SyncMnistConfig(), seed: int = 0,
-                workers: int = 1, progress: Optional[Callable[[int], None]] = None
-                ) -> Tuple[np.ndarray, np.ndarray]:
+                workers: int = 1, progress: Optional[Callable[[int], None]] = None,
+                with_digits: bool = False) -> Tuple[np.ndarray, ...]:
     """The first ``count`` videos of a SyncMNIST split, the same as in its shards.
 
     Workers are spawned processes (never forked from a process running a backend);
     ``progress(n)`` is called as each block of ``n`` videos arrives.
 
     Returns:
-      (clips uint8 [count, T, 64, 64, 1], labels int64 [count]).
+      (clips uint8 [count, T, 64, 64, 1], labels int64 [count]), and with ``with_digits``
+      the clips' digit classes int64 [count, D] (synchronous pair first) as well.
     """
     total = len(images) * config.multiplier(split)
     if not 1 <= count <= total:
@@ -61,4 +63,7 @@ def make_videos(images: np.ndarray, labels: np.ndarray, split: str, count: int,
             if progress:
                 progress(stop - start)
     clips = np.concatenate([p[0] for p in parts])[..., None]
-    return clips, np.concatenate([p[1] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    if with_digits:
+        return clips, labels, np.concatenate([p[2] for p in parts])
+    return clips, labels

@@ -209,14 +209,20 @@ def make_split(output_dir: str, split: str, config: SyncMnistConfig = SyncMnistC
 
 
 def dataset(data_dir: str, split: str, batch_size: Optional[int], training: bool = False,
-            **options):
+            with_digits: bool = False, **options):
     """SyncMNIST ``(frames uint8 [B, T, 64, 64, 1], label int64 [B])`` from a shard directory.
 
-    ``options`` go to ``pipeline.video_dataset`` (seed, repeat, on_corrupt, ...).
+    With ``with_digits`` each element also has the clips' digit classes, int64 [B, D]
+    (synchronous pair first). ``options`` go to ``pipeline.video_dataset`` (seed, repeat,
+    on_corrupt, ...).
     """
     files, counts, entry = pipeline.split_files(data_dir, split)
     spec = spec_from_dict(entry["record_spec"])
+    if with_digits:
+        def map_fn(clip):
+            return clip["frames"], clip["label"], clip[DIGITS_KEY]
+    else:
+        def map_fn(clip):
+            return clip["frames"], clip["label"]
     return pipeline.video_dataset(files, spec, batch_size=batch_size, training=training,
-                                  counts=counts,
-                                  map_fn=lambda clip: (clip["frames"], clip["label"]),
-                                  **options)
+                                  counts=counts, map_fn=map_fn, **options)

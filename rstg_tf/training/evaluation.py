@@ -14,7 +14,7 @@ import numpy as np
 from rstg_tf import plots
 from rstg_tf.data import syncmnist_records
 from rstg_tf.data.atomic import atomic_write_text
-from rstg_tf.data.syncmnist import label_name
+from rstg_tf.data.syncmnist import label_name, sync_pair_fields
 
 CHECKPOINTS = ("best", "last")
 
@@ -62,17 +62,20 @@ def evaluate(model_dir: str, data_dir: str, split: str = "test", checkpoint: str
       The JSON fields: top1, top5, num_videos, per_class_accuracy, confusion, files, ...
     """
     model = load_trained_model(model_dir, checkpoint)
-    data = syncmnist_records.dataset(data_dir, split, batch_size, training=False)
+    data = syncmnist_records.dataset(data_dir, split, batch_size, training=False,
+                                     with_digits=True)
     if max_videos:
         data = data.unbatch().take(max_videos).batch(batch_size)
     num_classes = int(model.output_shape[-1])
-    labels, logits = [], []
+    labels, logits, digits = [], [], []
     progress = keras.utils.Progbar(None, unit_name="batch")
-    for frames, label in data:
+    for frames, label, clip_digits in data:
         logits.append(np.asarray(model(frames, training=False)))
         labels.append(np.asarray(label))
+        digits.append(np.asarray(clip_digits))
         progress.add(1)
     labels, logits = np.concatenate(labels), np.concatenate(logits)
+    motion = sync_pair_fields(logits, np.concatenate(digits), labels)
     ranked = np.argsort(-logits, axis=1)
     top1 = float(np.mean(ranked[:, 0] == labels))
     top5 = float(np.mean(np.any(ranked[:, :5] == labels[:, None], axis=1)))
@@ -95,7 +98,8 @@ def evaluate(model_dir: str, data_dir: str, split: str = "test", checkpoint: str
                                       "accuracy per epoch", y_label="accuracy"))
     results = {"model_dir": model_dir, "checkpoint": checkpoint, "data_dir": data_dir,
                "split": split, "num_videos": int(len(labels)), "top1": top1, "top5": top5,
-               "chance": 1.0 / num_classes, "per_class_accuracy": per_class,
+               "chance": 1.0 / num_classes, **motion,
+               "per_class_accuracy": per_class,
                "confusion": confusion.tolist(), "parameters": int(model.count_params()),
                "files": files}
     path = os.path.join(output_dir, f"eval_{split}.json")

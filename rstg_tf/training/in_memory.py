@@ -19,6 +19,7 @@ import keras
 import numpy as np
 
 from rstg_tf.data.atomic import atomic_write_text
+from rstg_tf.data.syncmnist import sync_pair_fields
 from rstg_tf.models import build_model
 from rstg_tf.training.config import TrainConfig, common_callbacks, compile_model
 from rstg_tf.training.pretrain import load_backbone_weights
@@ -61,13 +62,18 @@ class ShuffledBatches(keras.utils.PyDataset):
         self.epoch += 1
 
 
-def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, np.ndarray],
-                    test: Tuple[np.ndarray, np.ndarray]) -> Dict:
+def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, ...],
+                    test: Tuple[np.ndarray, ...]) -> Dict:
     """Fits ``config``'s model on ``train`` arrays, validates and tests on ``test``.
+
+    ``train`` and ``test`` are (clips, labels) or (clips, labels, digits) as
+    ``make_videos`` returns them; with the test clips' digits, result.json also has the
+    sync-pair accuracy (``rstg_tf.data.syncmnist.sync_pair_accuracy``).
 
     Writes into ``config.model_dir``: config.json, best.keras, last.keras, log.csv and
     result.json (test top-1 / top-5, parameters, epochs). Returns result.json's content.
     """
+    train, (test, test_digits) = train[:2], (test[:2], test[2] if len(test) > 2 else None)
     os.makedirs(config.model_dir, exist_ok=True)
     atomic_write_text(os.path.join(config.model_dir, "config.json"),
                       json.dumps(config.to_dict(), indent=1, sort_keys=True) + "\n")
@@ -92,6 +98,9 @@ def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, np.ndarray],
               "train_videos": int(len(train[0])), "backend": keras.backend.backend(),
               "final_lr": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
               "val_top1": [float(v) for v in history.history.get("val_top1", [])]}
+    if test_digits is not None:
+        logits = model.predict(test[0], batch_size=config.batch_size, verbose=0)
+        result.update(sync_pair_fields(logits, test_digits, test[1]))
     if not math.isfinite(result["loss"]):
         raise ValueError(f"training diverged (test loss {result['loss']}); "
                          f"see {config.model_dir}/log.csv.")
