@@ -49,6 +49,9 @@ def _pair_labels() -> Dict[Tuple[int, int], int]:
 
 
 PAIR_LABELS = _pair_labels()
+_PAIR_TABLE = np.full((10, 10), -1, np.int64)   # PAIR_LABELS as [a, b] -> label, -1 for a == b
+for (_a, _b), _label in PAIR_LABELS.items():
+    _PAIR_TABLE[_a, _b] = _label
 
 
 def pair_label(a: int, b: int) -> int:
@@ -97,18 +100,14 @@ def sync_pair_accuracy(logits, digits, labels) -> Tuple[Optional[float], int]:
     logits, digits, labels = logits[keep], digits[keep], labels[keep]
     if not len(labels):
         return None, 0
-    table = np.full((10, 10), -1, np.int64)
-    for (i, j), label in PAIR_LABELS.items():
-        table[i, j] = label
     first, second = np.triu_indices(digits.shape[1], 1)
-    candidates = table[digits[:, first], digits[:, second]]           # [N, pairs]
+    candidates = _PAIR_TABLE[digits[:, first], digits[:, second]]     # [N, pairs]
     if (candidates < 0).any() or not (candidates == labels[:, None]).any(axis=1).all():
         raise ValueError("each clip's digits must be distinct classes 0-9 that include "
                          "its labelled pair.")
     scores = np.take_along_axis(logits, candidates, axis=1)
-    true_score = np.take_along_axis(logits, labels[:, None], axis=1)
     others = np.where(candidates == labels[:, None], -np.inf, scores)
-    correct = (true_score[:, 0] > others.max(axis=1))
+    correct = logits[np.arange(len(labels)), labels] > others.max(axis=1)
     return float(correct.mean()), int(len(labels))
 
 

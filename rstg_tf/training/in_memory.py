@@ -73,7 +73,8 @@ def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, ...],
     Writes into ``config.model_dir``: config.json, best.keras, last.keras, log.csv and
     result.json (test top-1 / top-5, parameters, epochs). Returns result.json's content.
     """
-    train, (test, test_digits) = train[:2], (test[:2], test[2] if len(test) > 2 else None)
+    test_digits = test[2] if len(test) > 2 else None
+    train, test = train[:2], test[:2]
     os.makedirs(config.model_dir, exist_ok=True)
     atomic_write_text(os.path.join(config.model_dir, "config.json"),
                       json.dumps(config.to_dict(), indent=1, sort_keys=True) + "\n")
