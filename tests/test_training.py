@@ -244,10 +244,11 @@ def test_two_worker_multi_worker_mirrored_run(tmp_path, data_dir):
 def test_table_runner_end_to_end(tmp_path, data_dir, mnist_npz):
     work_dir = tmp_path / "table"
     work_dir.mkdir()
-    # the quick budget's backbone (32 filters), pretrained briefly so the runner skips it
+    # the quick budget's backbone (32 filters, 60k digits x 6 epochs, named by that
+    # recipe), pretrained briefly here so the runner reuses it
+    backbone = work_dir / "backbone32_60000x6.weights.h5"
     pretrain_backbone(ModelConfig(num_filters=32), load_mnist(mnist_npz, expected_counts=None),
-                      str(work_dir / "backbone32.weights.h5"), num_images=32, epochs=1,
-                      verbose=0)
+                      str(backbone), num_images=32, epochs=1, verbose=0)
     result = run_python(["-m", "train.table", "--digits=3", "--budget=quick",
                          "--rows=mean_lstm,rstg_space_only", f"--work_dir={work_dir}",
                          f"--data_dir={data_dir}",
@@ -260,6 +261,7 @@ def test_table_runner_end_to_end(tmp_path, data_dir, mnist_npz):
     assert re.search(r"\| mean_lstm \| [\d.]+ \| [\d.]+ \| [\d.]+ \| 77\.0 \|", table), table
     assert "| rstg_space_only |" in table and "61.3" in table
     assert (work_dir / "table.png").stat().st_size > 0
+    assert sorted(work_dir.glob("backbone*")) == [backbone]      # reused, none pretrained
     for row in ("mean_lstm", "rstg_space_only"):
         report = json.load(open(work_dir / row / "eval_test.json"))
         assert report["num_videos"] == 16

@@ -110,9 +110,16 @@ def _ensure_data(data_dir, digits, budget, workers):
         _run(args)
 
 
+def _backbone_path(work_dir, budget):
+    """The budget's pretrained backbone, named by its recipe so that a work_dir made
+    under another recipe is not silently reused: backbone<filters>_<images>x<epochs>."""
+    filters, images, epochs = BUDGETS[budget]["backbone"]
+    return os.path.join(work_dir, f"backbone{filters}_{images}x{epochs}.weights.h5")
+
+
 def _ensure_backbone(work_dir, budget):
     filters, images, epochs = BUDGETS[budget]["backbone"]
-    path = os.path.join(work_dir, f"backbone{filters}.weights.h5")
+    path = _backbone_path(work_dir, budget)
     if not os.path.exists(path):
         _run(["-m", "train.pretrain", f"--num_filters={filters}", f"--output={path}",
               f"--num_images={images}", f"--epochs={epochs}"])
@@ -247,7 +254,7 @@ def _in_memory_rows(digits, budget, rows, work_dir, f):
     from rstg_tf.training.in_memory import train_in_memory
     from train.train_flags import config_from_flags, define_flags
 
-    backbone = os.path.join(work_dir, f"backbone{BUDGETS[budget]['backbone'][0]}.weights.h5")
+    backbone = _backbone_path(work_dir, budget)
     paths = {row: os.path.join(work_dir, row, "result.json") for row in rows}
     configs = {}
     for row in rows:               # every pending row's flags checked before any work
