@@ -24,8 +24,10 @@ setup(
         "tensorboard>=2.20",    # Keras' TensorBoard callback (TF 2.21 no longer pulls it in).
     ],
     extras_require={
-        # JAX: the backend-neutrality tests; serving API: warmup records, gRPC client.
-        "test": ["pytest>=8", "jax[cpu]>=0.4.30", "tensorflow-serving-api==2.21.*"],
+        # xdist: the suite on both cores (pytest -n 2); JAX: the backend-neutrality tests;
+        # serving API: warmup records, gRPC client.
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "jax[cpu]>=0.4.30",
+                 "tensorflow-serving-api==2.21.*"],
         "serving": ["tensorflow-serving-api==2.21.*"],
     },
 )

@@ -170,7 +170,8 @@ def main(argv):
     with tempfile.TemporaryDirectory() as scratch:
         data_dir = f.data_dir or training_speed.make_data(scratch, 200 if quick else 2000)
         results["input"] = training_speed.input_vs_step(
-            data_dir, model, batch, steps=10 if quick else 8, warmup=10 if quick else 3)
+            data_dir, model, batch, steps=10 if quick else 8, warmup=10 if quick else 3,
+            rounds=1 if quick else 2)
     print("memory ...", flush=True)
     results["memory"] = training_speed.step_memory(model, batch)
     results["goals"] = _goals(results)

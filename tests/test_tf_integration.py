@@ -145,11 +145,17 @@ def test_online_equals_clip_with_onednn_kernels():
     assert float(out.strip().splitlines()[-1]) <= 1e-5
 
 
+# Two halves of tests/test_core_layers.py, so that pytest-xdist runs them side by side.
+_EQUIVALENCE = "layerwise_equals_framewise or online_steps_equal_clip"
+
+
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
-def test_core_layer_tests_pass_under_jax():
-    out = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_core_layers.py"],
-               timeout=600, KERAS_BACKEND="jax")
-    assert " passed" in out and "skipped" not in out
+@pytest.mark.parametrize("select", [_EQUIVALENCE, f"not ({_EQUIVALENCE})"],
+                         ids=["equivalence", "rest"])
+def test_core_layer_tests_pass_under_jax(select):
+    out = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-k", select,
+                "tests/test_core_layers.py"], timeout=600, KERAS_BACKEND="jax")
+    assert " passed" in out and "skipped" not in out and " deselected" in out
 
 
 def test_readme_demo_runs():
