@@ -84,6 +84,7 @@ def test_table_in_memory_runs_under_jax_without_tensorflow(tmp_path):
     table = (work_dir / "table.md").read_text()
     assert "| rstg_all_temp |" in table and "98.9" in table
     assert "sync pair %" in table
+    assert "- rstg_all_temp > mean_lstm (paper +21.9)" in table, table
     # finished rows are skipped: no pretraining, no videos, no training
     again = run_python(args, KERAS_BACKEND="jax")
     assert again.returncode == 0 and "generating" not in again.stdout, again.stderr[-2000:]

@@ -260,6 +260,14 @@ def test_table_runner_end_to_end(tmp_path, data_dir, mnist_npz):
     # top-1, top-5 and sync pair (motion alone) filled in, then the paper's figure
     assert re.search(r"\| mean_lstm \| [\d.]+ \| [\d.]+ \| [\d.]+ \| 77\.0 \|", table), table
     assert "| rstg_space_only |" in table and "61.3" in table
+    # each row's note: at chance, or where its sync pair stands against motion-blind
+    assert len(re.findall(r"\| (at chance within this budget|motion-blind: sync pair|uses "
+                          r"motion: sync pair)[^|]* \|\n", table)) == 2, table
+    # the paper puts Mean+LSTM 15.7 points above Space-only: that pair is checked
+    assert "## The paper's order (pairs it separates by >= 5 points)" in table
+    assert re.search(r"- mean_lstm > rstg_space_only \(paper \+15\.7\): ours [-+][\d.]+ "
+                     r"points, [-+][\d.]+ s\.e\.: \*\*(holds|reversed|within noise)\*\*",
+                     table), table
     assert (work_dir / "table.png").stat().st_size > 0
     assert sorted(work_dir.glob("backbone*")) == [backbone]      # reused, none pretrained
     for row in ("mean_lstm", "rstg_space_only"):

@@ -128,6 +128,7 @@ def _ensure_backbone(work_dir, budget):
 
 def _table(digits, budget, rows, results, work_dir):
     from rstg_tf import plots
+    from rstg_tf.training import ranking
 
     lines = [f"# Table 1, {digits}SyncMNIST, budget `{budget}`", "",
              "| model | ours top-1 % | ours top-5 % | sync pair % | paper % | parameters "
@@ -140,7 +141,8 @@ def _table(digits, budget, rows, results, work_dir):
             lines.append(f"| {row} | not run | | | {PAPER[digits][row]} | | |")
             continue
         top1 = 100 * r["top1"]
-        note = "at chance within this budget" if top1 < 2 * chance else ""
+        note = ("at chance within this budget" if top1 < 2 * chance
+                else ranking.motion_verdict(r) or "")
         sync = r.get("sync_pair_top1")
         sync = "" if sync is None else f"{100 * sync:.1f}"
         lines.append(f"| {row} | {top1:.1f} | {100 * r['top5']:.1f} | {sync} "
@@ -152,7 +154,9 @@ def _table(digits, budget, rows, results, work_dir):
               f"{100 / pairs:.0f} % (1 of the {pairs} pairs); above that it must have seen "
               "which pair moves together. Sync pair: of the pairs of digits in a clip, how "
               "often the model ranks the synchronous one first (motion alone; a model blind "
-              f"to motion scores {100 / pairs:.0f} %)."]
+              f"to motion scores {100 / pairs:.0f} %). Notes: how far that is from "
+              "motion-blind, in binomial standard errors."]
+    lines += _order_lines(digits, results)
     path = os.path.join(work_dir, "table.md")
     from rstg_tf.data.atomic import atomic_write_text
     atomic_write_text(path, "\n".join(lines) + "\n")
@@ -165,6 +169,22 @@ def _table(digits, budget, rows, results, work_dir):
                     y_max=100.0, levels={f"chance {chance:.1f} %": chance,
                                          f"motion-blind {100 / pairs:.0f} %": 100 / pairs})
     return path
+
+
+def _order_lines(digits, results, min_gap=5.0):
+    """table.md's section on the paper's order: each pair of our rows the paper separates
+    by >= ``min_gap`` points, ours beside it in standard errors (rstg_tf.training.ranking)."""
+    from rstg_tf.training import ranking
+
+    comparisons = ranking.paper_order(PAPER[digits], results, min_gap=min_gap)
+    if not comparisons:
+        return []
+    counts = ranking.order_summary(comparisons)
+    return ["", f"## The paper's order (pairs it separates by >= {min_gap:g} points)", "",
+            f"{counts['holds']} of {len(comparisons)} hold beyond noise, "
+            f"{counts['reversed']} reversed, {counts['within noise']} within noise "
+            f"(top-1 difference over its standard error; |z| >= {ranking.Z_THRESHOLD:g}).", "",
+            *(f"- {c.describe()}" for c in comparisons)]
 
 
 def main(argv):

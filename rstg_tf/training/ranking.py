@@ -1,0 +1,110 @@
+"""Does a results table show motion, and keep the paper's order, beyond test-set noise?
+
+A quick table is scored on ~1,000 test clips, so two rows 1 point apart may be the same
+model; these helpers put the binomial standard error beside every claim the Table 1
+runner makes.
+
+* ``motion_verdict``: a row's sync-pair accuracy (``rstg_tf.data.syncmnist``) against
+  what a motion-blind model scores (1/3 on 3SyncMNIST), in standard errors
+  ``sqrt(p0 (1 - p0) / n)`` of that motion-blind rate ``p0``.
+* ``paper_order``: every pair of our rows that the paper separates by at least
+  ``min_gap`` points, with our top-1 difference in standard errors of a difference of two
+  independent proportions, ``sqrt(p1 (1 - p1) / n1 + p2 (1 - p2) / n2)`` (the rows share a
+  test set, so this is conservative: their errors are correlated).
+
+Pure Python; results are the dicts ``python -m train.evaluate`` and the in-memory trainer
+write (``top1``, ``num_videos``, ``sync_pair_top1``, ``sync_pair_videos``,
+``motion_blind_sync_pair``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Dict, List, Mapping, Optional
+
+# |difference| / standard error needed to call a difference real (~95 % two-sided).
+Z_THRESHOLD = 2.0
+
+
+def _z(difference: float, variance: float) -> float:
+    if variance <= 0:
+        return math.copysign(math.inf, difference) if difference else 0.0
+    return difference / math.sqrt(variance)
+
+
+def motion_verdict(result: Mapping[str, object], z: float = Z_THRESHOLD) -> Optional[str]:
+    """A short note on whether ``result``'s sync-pair accuracy shows motion.
+
+    Returns None when the result has no sync-pair figure (no clip with a synchronous pair,
+    or a result written before that field existed).
+    """
+    sync, count = result.get("sync_pair_top1"), result.get("sync_pair_videos") or 0
+    blind = result.get("motion_blind_sync_pair")
+    if sync is None or blind is None or count <= 0:
+        return None
+    k = _z(float(sync) - float(blind), float(blind) * (1 - float(blind)) / count)
+    if k >= z:
+        return f"uses motion: sync pair {k:+.1f} s.e. above motion-blind {100 * blind:.0f} %"
+    if k <= -z:
+        return f"motion-blind: sync pair {k:+.1f} s.e. below {100 * blind:.0f} %"
+    return f"motion-blind: sync pair within {z:g} s.e. of {100 * blind:.0f} % ({k:+.1f})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """The paper ranks ``higher`` above ``lower`` by ``paper_gap`` points; ours by
+    ``ours_gap`` points (top-1), ``z`` standard errors."""
+
+    higher: str
+    lower: str
+    paper_gap: float
+    ours_gap: float
+    z: float
+    threshold: float = Z_THRESHOLD
+
+    @property
+    def verdict(self) -> str:
+        """'holds', 'reversed' (beyond noise the other way) or 'within noise'."""
+        if self.z >= self.threshold:
+            return "holds"
+        if self.z <= -self.threshold:
+            return "reversed"
+        return "within noise"
+
+    def describe(self, names: Optional[Mapping[str, str]] = None) -> str:
+        names = names or {}
+        hi, lo = names.get(self.higher, self.higher), names.get(self.lower, self.lower)
+        return (f"{hi} > {lo} (paper +{self.paper_gap:.1f}): ours {self.ours_gap:+.1f} "
+                f"points, {self.z:+.1f} s.e.: **{self.verdict}**")
+
+
+def paper_order(paper: Mapping[str, float], results: Mapping[str, Mapping[str, object]],
+                min_gap: float = 5.0, z: float = Z_THRESHOLD) -> List[Comparison]:
+    """Every pair of rows in ``results`` that ``paper`` (row -> accuracy %) separates by at
+    least ``min_gap`` points, larger paper gaps first."""
+    if min_gap < 0:
+        raise ValueError(f"min_gap must be >= 0; got {min_gap}.")
+    rows = [r for r in paper if r in results]
+    missing = [r for r in rows if "top1" not in results[r] or not results[r].get("num_videos")]
+    if missing:
+        raise ValueError(f"results for rows {missing} need 'top1' and 'num_videos'.")
+    out = []
+    for hi in rows:
+        for lo in rows:
+            gap = paper[hi] - paper[lo]
+            if gap < min_gap or gap <= 0:
+                continue
+            p1, n1 = float(results[hi]["top1"]), int(results[hi]["num_videos"])
+            p2, n2 = float(results[lo]["top1"]), int(results[lo]["num_videos"])
+            k = _z(p1 - p2, p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
+            out.append(Comparison(hi, lo, gap, 100 * (p1 - p2), k, z))
+    return sorted(out, key=lambda c: (-c.paper_gap, c.higher, c.lower))
+
+
+def order_summary(comparisons: List[Comparison]) -> Dict[str, int]:
+    """How many comparisons hold, are reversed, or are within noise."""
+    counts = {"holds": 0, "reversed": 0, "within noise": 0}
+    for c in comparisons:
+        counts[c.verdict] += 1
+    return counts

@@ -1,0 +1,84 @@
+"""Noise-aware verdicts of the Table 1 runner (rstg_tf.training.ranking)."""
+
+import math
+
+import pytest
+
+from rstg_tf.training import ranking
+from train.table import PAPER, _order_lines
+
+
+def _result(top1, sync=None, n=1000, sync_n=990, blind=1 / 3):
+    return {"top1": top1, "num_videos": n, "sync_pair_top1": sync, "sync_pair_videos": sync_n,
+            "motion_blind_sync_pair": blind}
+
+
+def test_motion_verdict_uses_the_binomial_standard_error():
+    se = math.sqrt((1 / 3) * (2 / 3) / 990)                       # 1.5 points
+    assert ranking.motion_verdict(_result(0.3, 1 / 3 + 2.1 * se)).startswith("uses motion")
+    within = ranking.motion_verdict(_result(0.3, 1 / 3 + 1.9 * se))
+    assert within.startswith("motion-blind") and "within 2 s.e. of 33 %" in within
+    assert "(+1.9)" in within
+    assert "below" in ranking.motion_verdict(_result(0.3, 1 / 3 - 2.5 * se))
+    # the same accuracy on ten times the clips is a real difference
+    assert ranking.motion_verdict(_result(0.3, 0.36, sync_n=990)).startswith("motion-blind")
+    assert ranking.motion_verdict(_result(0.3, 0.36, sync_n=9900)).startswith("uses motion")
+    # 5SyncMNIST's motion-blind rate is 1/10
+    assert "10 %" in ranking.motion_verdict(_result(0.1, 0.1, blind=0.1))
+    assert ranking.motion_verdict(_result(0.3, None)) is None
+    assert ranking.motion_verdict({"top1": 0.3, "num_videos": 10}) is None
+    assert ranking.motion_verdict(_result(0.3, 0.5, sync_n=0)) is None
+
+
+def test_paper_order_on_session_13s_quick_table():
+    # BUILD.md's quick table (1,000 test clips): the motion-blind RSTG rows tie, so the
+    # paper's order among them is within noise; Homogeneous and Conv+LSTM are reversed
+    ours = {"mean_lstm": 0.263, "conv_lstm": 0.202, "rstg_space_only": 0.287,
+            "rstg_time_only": 0.286, "rstg_homogeneous": 0.150, "rstg_one_temp": 0.286,
+            "rstg_all_temp": 0.288}
+    comparisons = ranking.paper_order(PAPER[3], {r: _result(p) for r, p in ours.items()})
+    by_pair = {(c.higher, c.lower): c for c in comparisons}
+    # only pairs the paper separates by >= 5 points, larger gaps first
+    assert all(c.paper_gap >= 5 for c in comparisons)
+    assert [c.paper_gap for c in comparisons] == sorted((c.paper_gap for c in comparisons),
+                                                        reverse=True)
+    assert ("rstg_all_temp", "rstg_one_temp") not in by_pair          # paper gap 1.9
+    assert ("rstg_homogeneous", "conv_lstm") not in by_pair           # 0.7
+    assert by_pair[("rstg_all_temp", "rstg_time_only")].verdict == "within noise"
+    assert by_pair[("rstg_time_only", "rstg_space_only")].verdict == "within noise"
+    # the paper has Mean+LSTM above Space-only; ours is the other way by ~1.1 s.e.
+    c = by_pair[("mean_lstm", "rstg_space_only")]
+    assert c.ours_gap == pytest.approx(-2.4) and -2 < c.z < 0
+    assert by_pair[("rstg_homogeneous", "rstg_time_only")].verdict == "reversed"
+    assert by_pair[("conv_lstm", "rstg_space_only")].verdict == "reversed"
+    # All-temp above Mean+LSTM by 2.5 points is ~1.2 s.e.: not yet beyond noise
+    assert by_pair[("rstg_all_temp", "mean_lstm")].verdict == "within noise"
+    counts = ranking.order_summary(comparisons)
+    assert sum(counts.values()) == len(comparisons)
+    assert counts["holds"] == 0 and counts["reversed"] >= 2 and counts["within noise"] >= 4
+
+
+def test_paper_order_holds_for_a_reproduction_and_skips_missing_rows():
+    ours = {r: _result(p / 100, n=10000) for r, p in PAPER[3].items() if r != "conv_lstm"}
+    comparisons = ranking.paper_order(PAPER[3], ours)
+    assert comparisons and all(c.verdict == "holds" for c in comparisons)
+    assert all("conv_lstm" not in (c.higher, c.lower) for c in comparisons)
+    text = comparisons[0].describe({"rstg_all_temp": "All-temp"})
+    assert text.startswith("All-temp > ") and "**holds**" in text
+    assert ranking.paper_order(PAPER[3], {"mean_lstm": _result(0.5)}) == []
+    with pytest.raises(ValueError, match="num_videos"):
+        ranking.paper_order(PAPER[3], {"mean_lstm": {"top1": 0.5},
+                                       "rstg_all_temp": _result(0.5)})
+    with pytest.raises(ValueError, match="min_gap"):
+        ranking.paper_order(PAPER[3], ours, min_gap=-1)
+
+
+def test_table_md_section_counts_the_comparisons():
+    ours = {"rstg_all_temp": _result(0.9), "rstg_time_only": _result(0.8),
+            "rstg_space_only": _result(0.8)}
+    lines = _order_lines(3, ours)
+    text = "\n".join(lines)
+    assert "## The paper's order" in text
+    assert "2 of 3 hold beyond noise, 0 reversed, 1 within noise" in text, text
+    assert "- rstg_time_only > rstg_space_only (paper +28.4): ours +0.0 points" in text
+    assert _order_lines(3, {"rstg_all_temp": _result(0.9)}) == []
