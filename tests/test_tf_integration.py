@@ -162,3 +162,17 @@ def test_readme_demo_runs():
     out = _run(["-m", "train.demo", "--steps=2", "--batch_size=1", "--frames=3"])
     assert "14 nodes, 45 edges" in out
     assert "loss:" in out
+
+
+@pytest.mark.parametrize("package", ["train", "export", "benchmarks"])
+def test_programs_turn_on_onednn_cpu_kernels_unless_told_not_to(package):
+    # TF enables oneDNN by itself only on AVX-512/AMX CPUs; our programs ask for it
+    # everywhere (it must be set before TensorFlow loads), and leave a user's choice alone
+    code = (f"import {package}, os; from tensorflow.python.util import _pywrap_util_port as p; "
+            "print(os.environ['TF_ENABLE_ONEDNN_OPTS'], p.IsMklEnabled())")
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    default = subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=120,
+                             env={**env, "PYTHONPATH": ROOT}, capture_output=True, text=True)
+    assert default.stdout.split()[-2:] == ["1", "True"], default.stderr[-2000:]
+    off = run_python(["-c", code], timeout=120, TF_ENABLE_ONEDNN_OPTS="0")
+    assert off.stdout.split()[-2:] == ["0", "False"], off.stderr[-2000:]
