@@ -13,9 +13,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_python(args, timeout=300, **env):
-    """Runs ``python ARGS`` from the repo root in a fresh process (CompletedProcess)."""
+    """Runs ``python ARGS`` from the repo root in a fresh process (CompletedProcess).
+    ``env`` adds variables to this process's environment; a ``None`` value removes one."""
+    merged = {**os.environ, "PYTHONPATH": ROOT, **env}
     return subprocess.run([sys.executable, *args], cwd=ROOT, timeout=timeout,
-                          env={**os.environ, "PYTHONPATH": ROOT, **env},
+                          env={k: v for k, v in merged.items() if v is not None},
                           capture_output=True, text=True)
 
 

@@ -4,8 +4,6 @@ precision, oneDNN kernels; the core tests under JAX; the README demo."""
 import importlib.util
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -170,9 +168,7 @@ def test_programs_turn_on_onednn_cpu_kernels_unless_told_not_to(package):
     # everywhere (it must be set before TensorFlow loads), and leave a user's choice alone
     code = (f"import {package}, os; from tensorflow.python.util import _pywrap_util_port as p; "
             "print(os.environ['TF_ENABLE_ONEDNN_OPTS'], p.IsMklEnabled())")
-    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
-    default = subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=120,
-                             env={**env, "PYTHONPATH": ROOT}, capture_output=True, text=True)
+    default = run_python(["-c", code], timeout=120, TF_ENABLE_ONEDNN_OPTS=None)
     assert default.stdout.split()[-2:] == ["1", "True"], default.stderr[-2000:]
     off = run_python(["-c", code], timeout=120, TF_ENABLE_ONEDNN_OPTS="0")
     assert off.stdout.split()[-2:] == ["0", "False"], off.stderr[-2000:]

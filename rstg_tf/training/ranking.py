@@ -93,7 +93,7 @@ def paper_order(paper: Mapping[str, float], results: Mapping[str, Mapping[str, o
     for hi in rows:
         for lo in rows:
             gap = paper[hi] - paper[lo]
-            if gap < min_gap or gap <= 0:
+            if gap <= 0 or gap < min_gap:
                 continue
             p1, n1 = float(results[hi]["top1"]), int(results[hi]["num_videos"])
             p2, n2 = float(results[lo]["top1"]), int(results[lo]["num_videos"])
