@@ -70,7 +70,7 @@ def evaluate(model_dir: str, data_dir: str, split: str = "test", checkpoint: str
     labels, logits, digits = [], [], []
     progress = keras.utils.Progbar(None, unit_name="batch")
     for frames, label, clip_digits in data:
-        logits.append(np.asarray(model(frames, training=False)))
+        logits.append(np.asarray(model.predict_on_batch(frames)))
         labels.append(np.asarray(label))
         digits.append(np.asarray(clip_digits))
         progress.add(1)
