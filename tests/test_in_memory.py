@@ -81,6 +81,9 @@ def test_table_in_memory_runs_under_jax_without_tensorflow(tmp_path):
         assert 0 < report["sync_pair_videos"] <= 40 and 0.0 <= report["sync_pair_top1"] <= 1.0
         assert (work_dir / row / "best.keras").stat().st_size > 0
         assert len((work_dir / row / "log.csv").read_text().splitlines()) == 3
+    # the quick budget's backbone, pretrained in this process and named by its recipe
+    assert [p.name for p in work_dir.glob("backbone*")] == [
+        "backbone32_60000x2_cosine0.002.weights.h5"]
     table = (work_dir / "table.md").read_text()
     assert "| rstg_all_temp |" in table and "98.9" in table
     assert "sync pair %" in table

@@ -19,7 +19,8 @@ from rstg_tf.data import syncmnist_records
 from rstg_tf.data.mnist import load_mnist
 from rstg_tf.data.syncmnist import SyncMnistConfig
 from rstg_tf.models import MODELS, ModelConfig, build_model
-from rstg_tf.training.pretrain import load_backbone_weights, pretrain_backbone
+from rstg_tf.training.pretrain import (PretrainRecipe, load_backbone_weights,
+                                       pretrain_backbone)
 from rstg_tf.training.trainer import TrainConfig, train
 from tests.helpers import ROOT, run_python
 from tests.syncmnist_fixtures import write_fake_npz
@@ -113,6 +114,26 @@ def test_pretrained_backbone_loads(tmp_path, mnist_npz):
                               TINY.replace(num_filters=6))
     with pytest.raises(FileNotFoundError, match="train.pretrain"):
         load_backbone_weights(model, str(tmp_path / "none.weights.h5"), TINY)
+
+
+def test_pretrain_recipes_are_named_and_the_cosine_rate_decays_to_zero(tmp_path, mnist_npz):
+    # weights are named by their recipe, so another recipe's file is never reused
+    assert PretrainRecipe(32, 60000, 6).file_name() == "backbone32_60000x6.weights.h5"
+    cosine = PretrainRecipe(32, 60000, 2, learning_rate=2e-3, lr_schedule="cosine")
+    assert cosine.file_name() == "backbone32_60000x2_cosine0.002.weights.h5"
+    assert PretrainRecipe(32, 60000, 2, 2e-3).file_name() != cosine.file_name()
+    with pytest.raises(ValueError, match="schedule 'linear'"):
+        PretrainRecipe(32, lr_schedule="linear")
+    mnist = load_mnist(mnist_npz, expected_counts=None)
+    path = str(tmp_path / "bb.weights.h5")
+    for schedule, final in (("cosine", 0.0), ("constant", 2e-3)):
+        result = pretrain_backbone(TINY, mnist, path, num_images=48, epochs=2, batch_size=16,
+                                   learning_rate=2e-3, lr_schedule=schedule, verbose=0)
+        assert result["final_learning_rate"] == pytest.approx(final, abs=1e-9), schedule
+    with pytest.raises(ValueError, match="schedule 'step'"):
+        pretrain_backbone(TINY, mnist, path, num_images=48, lr_schedule="step")
+    bad = run_python(["-m", "train.pretrain", "--output=x.weights.h5", "--lr_schedule=step"])
+    assert bad.returncode == 2 and "--lr_schedule" in bad.stderr, bad.stderr[-2000:]
 
 
 def test_few_step_fit_lowers_the_loss(tmp_path, data_dir):
@@ -244,9 +265,9 @@ def test_two_worker_multi_worker_mirrored_run(tmp_path, data_dir):
 def test_table_runner_end_to_end(tmp_path, data_dir, mnist_npz):
     work_dir = tmp_path / "table"
     work_dir.mkdir()
-    # the quick budget's backbone (32 filters, 60k digits x 6 epochs, named by that
-    # recipe), pretrained briefly here so the runner reuses it
-    backbone = work_dir / "backbone32_60000x6.weights.h5"
+    # the quick budget's backbone (32 filters, 60k digits x 2 epochs, cosine-decayed Adam
+    # 2e-3; named by that recipe), pretrained briefly here so the runner reuses it
+    backbone = work_dir / "backbone32_60000x2_cosine0.002.weights.h5"
     pretrain_backbone(ModelConfig(num_filters=32), load_mnist(mnist_npz, expected_counts=None),
                       str(backbone), num_images=32, epochs=1, verbose=0)
     result = run_python(["-m", "train.table", "--digits=3", "--budget=quick",

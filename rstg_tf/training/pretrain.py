@@ -8,6 +8,8 @@ The trained backbone's weights are saved as a Keras ``.weights.h5`` file that
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 from typing import Optional
 
@@ -19,6 +21,39 @@ from rstg_tf.models import ModelConfig, build_backbone
 from rstg_tf.training.single_digits import single_digit_frames
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainRecipe:
+    """How a backbone is pretrained (plain data; the Table 1 budgets name one each).
+
+    ``file_name`` names the weights by the recipe, so that weights made under another
+    recipe are never silently reused: ``backbone<filters>_<images>x<epochs>`` plus
+    ``_<schedule><lr>`` when those are not the defaults (constant Adam 1e-3).
+    """
+    num_filters: int
+    num_images: int = 20000
+    epochs: int = 2
+    learning_rate: float = 1e-3
+    lr_schedule: str = "constant"
+
+    def __post_init__(self):
+        _check_schedule(self.lr_schedule)
+
+    def file_name(self) -> str:
+        name = f"backbone{self.num_filters}_{self.num_images}x{self.epochs}"
+        if (self.lr_schedule, self.learning_rate) != ("constant", 1e-3):
+            name += f"_{self.lr_schedule}{self.learning_rate:g}"
+        return name + ".weights.h5"
+
+
+def _check_schedule(lr_schedule: str) -> None:
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"unknown learning-rate schedule {lr_schedule!r}; expected one of "
+                         f"{LR_SCHEDULES}.")
+
+
 def _backbone_model(backbone, config: ModelConfig, frames: int = 1) -> keras.Model:
     clips = keras.Input((frames, *config.frame_size, config.channels), dtype="uint8")
     return keras.Model(clips, backbone(clips), name="backbone_only")
@@ -26,7 +61,7 @@ def _backbone_model(backbone, config: ModelConfig, frames: int = 1) -> keras.Mod
 
 def pretrain_backbone(config: ModelConfig, mnist, path: str, num_images: int = 20000,
                       epochs: int = 2, batch_size: int = 64, learning_rate: float = 1e-3,
-                      seed: int = 0, verbose: int = 1) -> dict:
+                      lr_schedule: str = "constant", seed: int = 0, verbose: int = 1) -> dict:
     """Trains ``config``'s backbone on single digits; saves its weights to ``path``.
 
     Args:
@@ -34,12 +69,15 @@ def pretrain_backbone(config: ModelConfig, mnist, path: str, num_images: int = 2
       mnist: an ``rstg_tf.data.mnist.Mnist``.
       path: where the weights go (``*.weights.h5``).
       num_images, epochs, batch_size, learning_rate: the run (Adam).
+      lr_schedule: 'constant', or 'cosine' (decayed to 0 over the run's steps).
 
     Returns:
-      {'train_accuracy', 'test_accuracy', 'path'} of the pretraining classifier.
+      {'train_accuracy', 'test_accuracy', 'final_learning_rate', 'path'} of the
+      pretraining classifier.
     """
     if not path.endswith(".weights.h5"):
         raise ValueError(f"backbone weights are saved as '*.weights.h5'; got {path!r}.")
+    _check_schedule(lr_schedule)
     keras.utils.set_random_seed(seed)
     x, y = single_digit_frames(mnist.train_images, mnist.train_labels, num_images, seed)
     x_test, y_test = single_digit_frames(mnist.test_images, mnist.test_labels,
@@ -50,6 +88,9 @@ def pretrain_backbone(config: ModelConfig, mnist, path: str, num_images: int = 2
     pooled = keras.layers.GlobalAveragePooling3D()(features)
     logits = keras.layers.Dense(10, dtype="float32")(pooled)
     model = keras.Model(clips, logits, name="digit_classifier")
+    if lr_schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            learning_rate, decay_steps=math.ceil(len(x) / batch_size) * epochs)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
@@ -58,7 +99,8 @@ def pretrain_backbone(config: ModelConfig, mnist, path: str, num_images: int = 2
     with atomic_path(path) as tmp:
         _backbone_model(backbone, config).save_weights(tmp, overwrite=True)
     return {"train_accuracy": float(history.history["accuracy"][-1]),
-            "test_accuracy": float(test_accuracy), "path": path}
+            "test_accuracy": float(test_accuracy),
+            "final_learning_rate": float(model.optimizer.learning_rate), "path": path}
 
 
 def load_backbone_weights(model: keras.Model, path: str, config: ModelConfig,
