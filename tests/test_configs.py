@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from absl import flags
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, run_python
 from train.train_flags import config_from_flags, define_flags
 
 CONFIGS = Path(ROOT) / "configs"
@@ -76,3 +76,20 @@ def test_every_row_parses_under_every_budget(monkeypatch, budget):
     if budget.stem == "budget_quick":    # the quick budget's documented sizes
         assert (config.model.num_filters, config.model.rstg.node_dim, config.batch_size,
                 config.optimizer, config.freeze_backbone) == (32, 64, 16, "adam", True)
+
+
+def test_every_budget_names_a_pretraining_recipe_the_cli_accepts():
+    """train.table passes each budget's PretrainRecipe to python -m train.pretrain as
+    --<field>=<value>: every field must be one of its flags, and the files differ."""
+    import dataclasses
+
+    from rstg_tf.training.pretrain import PretrainRecipe
+    from train import table
+
+    recipes = {b: PretrainRecipe(**table.BUDGETS[b]["backbone"]) for b in table.BUDGETS}
+    assert {p.stem[len("budget_"):] for p in BUDGETS} == set(recipes)   # one flagfile each
+    assert len({r.file_name() for r in recipes.values()}) == len(recipes)
+    help_text = run_python(["-m", "train.pretrain", "--helpfull"]).stdout
+    for recipe in recipes.values():
+        for field in dataclasses.asdict(recipe):
+            assert f"--{field}:" in help_text, field
