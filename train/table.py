@@ -264,12 +264,11 @@ def _in_memory_data(digits, budget, backbone, f):
     from rstg_tf.training.pretrain import pretrain_backbone
 
     mnist = load_mnist(f.mnist, expected_counts=EXPECTED_COUNTS if f.mnist_check else None)
-    recipe = _recipe(budget)
     if not os.path.exists(backbone):
-        pretrain_backbone(ModelConfig(num_filters=recipe.num_filters), mnist, backbone,
-                          num_images=min(recipe.num_images, len(mnist.train_images)),
-                          epochs=recipe.epochs, learning_rate=recipe.learning_rate,
-                          lr_schedule=recipe.lr_schedule)
+        recipe = dataclasses.asdict(_recipe(budget))   # field names are the keyword args
+        filters = recipe.pop("num_filters")
+        recipe["num_images"] = min(recipe["num_images"], len(mnist.train_images))
+        pretrain_backbone(ModelConfig(num_filters=filters), mnist, backbone, **recipe)
     data, sync = {}, SyncMnistConfig(num_digits=digits)
     for split, count in zip(("train", "test"), BUDGETS[budget]["videos"]):
         split_images, split_labels = mnist.split(split)
