@@ -5,7 +5,7 @@ import math
 import pytest
 
 from rstg_tf.training import ranking
-from train.table import PAPER, _order_lines
+from train.table import PAPER, _order_lines, _table
 
 
 def _result(top1, sync=None, n=1000, sync_n=990, blind=1 / 3):
@@ -82,3 +82,34 @@ def test_table_md_section_counts_the_comparisons():
     assert "2 of 3 hold beyond noise, 0 reversed, 1 within noise" in text, text
     assert "- rstg_time_only > rstg_space_only (paper +28.4): ours +0.0 points" in text
     assert _order_lines(3, {"rstg_all_temp": _result(0.9)}) == []
+
+
+def test_prediction_fields_and_the_collapse_note():
+    assert ranking.prediction_fields([3, 3, 7, 3]) == {"predicted_classes": 2,
+                                                       "top_class_share": 0.75}
+    collapsed = {**_result(0.02), **ranking.prediction_fields([5] * 1000)}
+    assert collapsed["top_class_share"] == 1.0
+    assert ranking.collapse_note(collapsed).startswith("predicts one class for every clip")
+    assert ranking.collapse_note({**_result(0.02), **ranking.prediction_fields([5, 6])}) is None
+    assert ranking.collapse_note(_result(0.02)) is None            # results without the field
+    assert ranking.collapse_note({**_result(0.5, n=1), "predicted_classes": 1}) is None
+    with pytest.raises(ValueError, match="at least one"):
+        ranking.prediction_fields([])
+
+
+def test_table_md_flags_a_collapsed_row(tmp_path):
+    def row(top1, classes):
+        return {**_result(top1, 0.1, blind=0.1), "top5": min(1.0, 3 * top1),
+                "parameters": 1000, **ranking.prediction_fields(classes)}
+
+    results = {"rstg_homogeneous": row(0.023, [9] * 1000),
+               "rstg_one_temp": row(0.021, list(range(46)) * 20),
+               "rstg_all_temp": row(0.061, list(range(40)) * 25)}
+    text = open(_table(5, "quick", list(results), results, str(tmp_path))).read()
+    assert ("| rstg_homogeneous | 2.3 | 6.9 | 10.0 | 58.3 | 1,000 | at chance within this "
+            "budget; predicts one class for every clip") in text, text
+    assert "| rstg_one_temp | 2.1 | 6.3 | 10.0 | 74.1 | 1,000 | at chance within this budget |" \
+        in text, text
+    assert "| rstg_all_temp | 6.1 |" in text and "motion-blind: sync pair within 2 s.e. of 10 %" \
+        in text
+    assert (tmp_path / "table.png").stat().st_size > 0

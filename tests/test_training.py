@@ -216,6 +216,10 @@ def test_evaluate_writes_json_and_plots(tmp_path, data_dir):
     assert report["sync_pair_videos"] == 16 - confusion[45].sum()
     assert 0.0 <= report["sync_pair_top1"] <= 1.0 and report["motion_blind_sync_pair"] == 1 / 3
     assert "sync pair" in result.stdout
+    # how many classes the top-1 uses (1: a collapsed model, which evaluate warns about)
+    assert report["predicted_classes"] == int((confusion.sum(axis=0) > 0).sum())
+    assert report["top_class_share"] == confusion.sum(axis=0).max() / 16
+    assert ("every clip" in result.stdout) == (report["predicted_classes"] == 1)
     for path in report["files"]:
         assert os.path.getsize(path) > 0
     assert os.path.exists(os.path.join(model_dir, "learning_curves.png"))

@@ -26,6 +26,7 @@ def main(argv):
     del argv
     f = flags.FLAGS
     from rstg_tf.training.evaluation import evaluate
+    from rstg_tf.training.ranking import collapse_note
 
     results = evaluate(f.model_dir, f.data, split=f.split, checkpoint=f.checkpoint,
                        batch_size=f.batch_size, max_videos=f.max_videos,
@@ -37,6 +38,9 @@ def main(argv):
               f"{100 * results['sync_pair_top1']:.2f}%  (motion-blind "
               f"{100 * results['motion_blind_sync_pair']:.1f}%, "
               f"{results['sync_pair_videos']} videos)")
+    collapsed = collapse_note(results)
+    if collapsed:
+        print(f"warning: the model {collapsed}: a collapsed run (see log.csv)")
     print(json.dumps({"files": results["files"]}))
 
 

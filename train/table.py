@@ -153,8 +153,9 @@ def _table(digits, budget, rows, results, work_dir):
             lines.append(f"| {row} | not run | | | {PAPER[digits][row]} | | |")
             continue
         top1 = 100 * r["top1"]
-        note = ("at chance within this budget" if top1 < 2 * chance
-                else ranking.motion_verdict(r) or "")
+        note = ("; ".join(filter(None, ["at chance within this budget",
+                                         ranking.collapse_note(r)]))
+                if top1 < 2 * chance else ranking.motion_verdict(r) or "")
         sync = r.get("sync_pair_top1")
         sync = "" if sync is None else f"{100 * sync:.1f}"
         lines.append(f"| {row} | {top1:.1f} | {100 * r['top5']:.1f} | {sync} "

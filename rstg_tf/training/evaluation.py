@@ -14,6 +14,7 @@ import numpy as np
 from rstg_tf import plots
 from rstg_tf.data import syncmnist_records
 from rstg_tf.data.atomic import atomic_write_text
+from rstg_tf.training.ranking import prediction_fields
 from rstg_tf.data.syncmnist import label_name, sync_pair_fields
 
 CHECKPOINTS = ("best", "last")
@@ -98,7 +99,7 @@ def evaluate(model_dir: str, data_dir: str, split: str = "test", checkpoint: str
                                       "accuracy per epoch", y_label="accuracy"))
     results = {"model_dir": model_dir, "checkpoint": checkpoint, "data_dir": data_dir,
                "split": split, "num_videos": int(len(labels)), "top1": top1, "top5": top5,
-               "chance": 1.0 / num_classes, **motion,
+               "chance": 1.0 / num_classes, **motion, **prediction_fields(ranked[:, 0]),
                "per_class_accuracy": per_class,
                "confusion": confusion.tolist(), "parameters": int(model.count_params()),
                "files": files}

@@ -23,6 +23,7 @@ from rstg_tf.data.syncmnist import sync_pair_fields
 from rstg_tf.models import build_model
 from rstg_tf.training.config import TrainConfig, common_callbacks, compile_model
 from rstg_tf.training.pretrain import load_backbone_weights
+from rstg_tf.training.ranking import prediction_fields
 
 
 class ShuffledBatches(keras.utils.PyDataset):
@@ -99,8 +100,9 @@ def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, ...],
               "train_videos": int(len(train[0])), "backend": keras.backend.backend(),
               "final_lr": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
               "val_top1": [float(v) for v in history.history.get("val_top1", [])]}
+    logits = model.predict(test[0], batch_size=config.batch_size, verbose=0)
+    result.update(prediction_fields(np.argmax(logits, axis=-1)))
     if test_digits is not None:
-        logits = model.predict(test[0], batch_size=config.batch_size, verbose=0)
         result.update(sync_pair_fields(logits, test_digits, test[1]))
     if not math.isfinite(result["loss"]):
         raise ValueError(f"training diverged (test loss {result['loss']}); "

@@ -12,6 +12,10 @@ runner makes.
   independent proportions, ``sqrt(p1 (1 - p1) / n1 + p2 (1 - p2) / n2)`` (the rows share a
   test set, so this is conservative: their errors are correlated).
 
+* ``prediction_fields`` / ``collapse_note``: how many classes the model's top-1 uses on
+  the test clips; a model that gives every clip the same class has an output that does not
+  depend on its input (a collapsed run, e.g. dead ReLUs), which "at chance" alone hides.
+
 Pure Python; results are the dicts ``python -m train.evaluate`` and the in-memory trainer
 write (``top1``, ``num_videos``, ``sync_pair_top1``, ``sync_pair_videos``,
 ``motion_blind_sync_pair``).
@@ -19,9 +23,10 @@ write (``top1``, ``num_videos``, ``sync_pair_top1``, ``sync_pair_videos``,
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, Iterable, List, Mapping, Optional
 
 # |difference| / standard error needed to call a difference real (~95 % two-sided).
 Z_THRESHOLD = 2.0
@@ -49,6 +54,25 @@ def motion_verdict(result: Mapping[str, object], z: float = Z_THRESHOLD) -> Opti
     if k <= -z:
         return f"motion-blind: sync pair {k:+.1f} s.e. below {100 * blind:.0f} %"
     return f"motion-blind: sync pair within {z:g} s.e. of {100 * blind:.0f} % ({k:+.1f})"
+
+
+def prediction_fields(top1_classes: Iterable[int]) -> Dict[str, object]:
+    """Result fields on the model's top-1 classes over the test clips:
+    ``predicted_classes`` (how many distinct classes) and ``top_class_share`` (the share of
+    clips given the most frequent one)."""
+    counts = collections.Counter(int(c) for c in top1_classes)
+    if not counts:
+        raise ValueError("prediction_fields needs at least one prediction.")
+    return {"predicted_classes": len(counts),
+            "top_class_share": max(counts.values()) / sum(counts.values())}
+
+
+def collapse_note(result: Mapping[str, object]) -> Optional[str]:
+    """'predicts one class for every clip' when the result says so (``predicted_classes``
+    is 1 over more than one clip), else None (also for results without the field)."""
+    if result.get("predicted_classes") == 1 and int(result.get("num_videos") or 0) > 1:
+        return "predicts one class for every clip (its output ignores the input)"
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
