@@ -14,8 +14,8 @@ import numpy as np
 from rstg_tf import plots
 from rstg_tf.data import syncmnist_records
 from rstg_tf.data.atomic import atomic_write_text
-from rstg_tf.training.ranking import prediction_fields
 from rstg_tf.data.syncmnist import label_name, sync_pair_fields
+from rstg_tf.training.ranking import prediction_fields
 
 CHECKPOINTS = ("best", "last")
 

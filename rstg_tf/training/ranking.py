@@ -18,7 +18,7 @@ runner makes.
 
 Pure Python; results are the dicts ``python -m train.evaluate`` and the in-memory trainer
 write (``top1``, ``num_videos``, ``sync_pair_top1``, ``sync_pair_videos``,
-``motion_blind_sync_pair``).
+``motion_blind_sync_pair``, ``predicted_classes``).
 """
 
 from __future__ import annotations
