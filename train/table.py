@@ -153,9 +153,11 @@ def _table(digits, budget, rows, results, work_dir):
             lines.append(f"| {row} | not run | | | {PAPER[digits][row]} | | |")
             continue
         top1 = 100 * r["top1"]
-        note = ("; ".join(filter(None, ["at chance within this budget",
-                                         ranking.collapse_note(r)]))
-                if top1 < 2 * chance else ranking.motion_verdict(r) or "")
+        if top1 < 2 * chance:
+            collapsed = ranking.collapse_note(r)
+            note = "at chance within this budget" + (f"; {collapsed}" if collapsed else "")
+        else:
+            note = ranking.motion_verdict(r) or ""
         sync = r.get("sync_pair_top1")
         sync = "" if sync is None else f"{100 * sync:.1f}"
         lines.append(f"| {row} | {top1:.1f} | {100 * r['top5']:.1f} | {sync} "
