@@ -180,11 +180,21 @@ def test_resume_after_sigkill(tmp_path, data_dir):
     assert after[-1] == 11 and len(after) <= 12 - len(before) + 1
 
 
+def test_time_limited_run_stops_and_the_same_command_continues(tmp_path, data_dir):
+    config = TrainConfig(data_dir=data_dir, model_dir=str(tmp_path / "run"), model=TINY,
+                         batch_size=4, epochs=3, steps_per_epoch=2, val_videos=8, verbose=0,
+                         max_train_minutes=1e-6)
+    assert train(config).epoch == [0]             # past the limit after its first batch
+    assert train(config).epoch == [1]             # again: from the backup, not epoch 0
+    assert _epochs_logged(config.model_dir) == [0, 1]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--model=transformer"], "--model"),
     (["--data_dir=/no/such/dir", "--model_dir=/tmp/x"], "does not exist"),
     (["--flagfile=/no/such.flags"], "such.flags"),
     (["--strategy=multi_worker", "--model_dir=/tmp/x"], "TF_CONFIG"),
+    (["--max_train_minutes=0", "--model_dir=/tmp/x"], "max_train_minutes must be > 0"),
 ])
 def test_bad_flags_are_one_line_exit_2(args, message, data_dir):
     if "--data_dir=/no/such/dir" not in args:
@@ -276,10 +286,15 @@ def test_table_runner_end_to_end(tmp_path, data_dir, mnist_npz):
                       str(backbone), num_images=32, epochs=1, verbose=0)
     result = run_python(["-m", "train.table", "--digits=3", "--budget=quick",
                          "--rows=mean_lstm,rstg_space_only", f"--work_dir={work_dir}",
-                         f"--data_dir={data_dir}",
+                         f"--data_dir={data_dir}", "--time_budget_minutes=60",
                          "--extra_flags=--epochs=1,--steps_per_epoch=2,--val_videos=8,"
                          "--batch_size=4,--verbose=2"], timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # each row trains under its share of the budget's time left
+    assert "mean_lstm: training limited to" in result.stdout
+    limits = [json.load(open(work_dir / row / "config.json"))["max_train_minutes"]
+              for row in ("mean_lstm", "rstg_space_only")]
+    assert 0 < limits[1] < 60 and 0 < limits[0] <= 0.85 * 60 / 2, limits
     table = (work_dir / "table.md").read_text()
     assert "| mean_lstm |" in table and "| 77.0 |" in table       # paper's Mean+LSTM
     # top-1, top-5 and sync pair (motion alone) filled in, then the paper's figure

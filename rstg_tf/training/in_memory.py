@@ -21,7 +21,8 @@ import numpy as np
 from rstg_tf.data.atomic import atomic_write_text
 from rstg_tf.data.syncmnist import sync_pair_fields
 from rstg_tf.models import build_model
-from rstg_tf.training.config import TrainConfig, common_callbacks, compile_model
+from rstg_tf.training.config import (TrainConfig, common_callbacks, compile_model,
+                                     time_limit_fields)
 from rstg_tf.training.pretrain import load_backbone_weights
 from rstg_tf.training.ranking import prediction_fields
 
@@ -72,7 +73,8 @@ def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, ...],
     sync-pair accuracy (``rstg_tf.data.syncmnist.sync_pair_accuracy``).
 
     Writes into ``config.model_dir``: config.json, best.keras, last.keras, log.csv and
-    result.json (test top-1 / top-5, parameters, epochs). Returns result.json's content.
+    result.json (test top-1 / top-5, parameters, epochs run of ``epochs``, whether
+    ``max_train_minutes`` stopped it). Returns result.json's content.
     """
     test_digits = test[2] if len(test) > 2 else None
     train, test = train[:2], test[:2]
@@ -87,16 +89,18 @@ def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, ...],
         load_backbone_weights(model, config.backbone_weights, config.model,
                               trainable=not config.freeze_backbone)
     compile_model(model, config)
+    callbacks = common_callbacks(config.model_dir, config)
     history = model.fit(
         ShuffledBatches(*train, config.batch_size, steps, config.seed),
         epochs=config.epochs, validation_data=(test[0][:val_videos], test[1][:val_videos]),
         validation_batch_size=config.batch_size, verbose=config.verbose,
-        callbacks=common_callbacks(config.model_dir, config))
+        callbacks=callbacks)
     scores = model.evaluate(*test, batch_size=config.batch_size, verbose=0, return_dict=True)
     result = {"top1": float(scores["top1"]), "top5": float(scores["top5"]),
               "loss": float(scores["loss"]), "num_videos": int(len(test[0])),
               "parameters": int(model.count_params()),
-              "epochs_run": len(history.history.get("loss", [])),
+              "epochs_run": len(history.history.get("loss", [])), "epochs": config.epochs,
+              **time_limit_fields(callbacks),
               "train_videos": int(len(train[0])), "backend": keras.backend.backend(),
               "final_lr": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
               "val_top1": [float(v) for v in history.history.get("val_top1", [])]}
