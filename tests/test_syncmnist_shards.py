@@ -198,6 +198,11 @@ def test_training_pipeline_batches_and_shuffles(tmp_path, mnist_npz):
     repeated = syncmnist_records.dataset(str(tmp_path), "train", 5, training=True,
                                          repeat=True).take(10)
     assert sum(1 for _ in repeated) == 10                        # repeats past one epoch
+    # tf.data's autotuning model is off (its thread stalled each epoch's validation),
+    # unless asked for
+    assert repeated.options().autotune.enabled is False
+    tuned = syncmnist_records.dataset(str(tmp_path), "train", 5, autotune=True)
+    assert tuned.options().autotune.enabled is True and len(list(tuned)) == 5
 
 
 def test_preview_files(tmp_path):

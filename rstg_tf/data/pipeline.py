@@ -102,8 +102,8 @@ def video_dataset(files: Sequence[str], spec: VideoRecordSpec, *, batch_size: Op
                   deterministic: Optional[bool] = None, repeat: bool = False,
                   on_corrupt: str = "raise", skipped: Optional[tf.Variable] = None,
                   cycle_length: int = 8, drop_remainder: Optional[bool] = None,
-                  map_fn: Optional[Callable[[Dict[str, tf.Tensor]], object]] = None
-                  ) -> tf.data.Dataset:
+                  map_fn: Optional[Callable[[Dict[str, tf.Tensor]], object]] = None,
+                  autotune: bool = False) -> tf.data.Dataset:
     """A dataset of parsed clips (dicts from ``parse_video``, or ``map_fn`` of them).
 
     Args:
@@ -121,6 +121,11 @@ def video_dataset(files: Sequence[str], spec: VideoRecordSpec, *, batch_size: Op
       cycle_length: shards read at once.
       drop_remainder: default: ``training``.
       map_fn: applied to each parsed clip before batching (e.g. to (frames, label)).
+      autotune: run tf.data's autotuning model. Off by default: deleting an iterator
+        waits for that model's thread, up to its optimisation period (which grows to a
+        minute), and Keras 3 deletes the validation iterator at every epoch's validation,
+        so epochs on 2 cores stalled for up to ~40 s (BUILD.md, Performance). Without it,
+        AUTOTUNE parallelism stays at min(16, CPU cores) and prefetch buffers still adapt.
     """
     if on_corrupt not in ON_CORRUPT:
         raise ValueError(f"on_corrupt must be one of {ON_CORRUPT}; got {on_corrupt!r}.")
@@ -169,4 +174,6 @@ def video_dataset(files: Sequence[str], spec: VideoRecordSpec, *, batch_size: Op
         data = data.ignore_errors(log_warning=True)
     if batch_size:
         data = data.batch(batch_size, drop_remainder=drop_remainder)
-    return data.prefetch(AUTOTUNE)
+    options = tf.data.Options()
+    options.autotune.enabled = autotune
+    return data.prefetch(AUTOTUNE).with_options(options)
