@@ -97,6 +97,7 @@ def test_time_budget_shares_what_is_left_and_keeps_the_rows_order(capsys):
     assert row_minutes(None, 5.0, 3) is None
     assert row_minutes(10.0, 1.0, 3) == pytest.approx(ROW_SHARE * 9.0 / 3)
     assert row_minutes(10.0, 1.0, 3, overhead=0.5) == pytest.approx(9.0 / 3 - 0.5)
+    assert row_minutes(10.0, 1.0, 3, overhead=0.1) == pytest.approx(ROW_SHARE * 9.0 / 3)
     assert row_minutes(10.0, 9.9, 1) == 0.0                  # under MIN_ROW_MINUTES
     assert row_minutes(10.0, 12.0, 2) == 0.0                 # over budget
     clock = FakeClock()

@@ -8,21 +8,21 @@ from __future__ import annotations
 import time
 from typing import Callable, Optional, Tuple
 
-ROW_SHARE = 0.85        # until a run has been seen: its fit's part of an equal share
+ROW_SHARE = 0.85        # at most this part of a run's equal share goes to its fit
 MIN_ROW_MINUTES = 0.25  # a run that would get less than this is not run
 
 
 def row_minutes(budget: Optional[float], elapsed: float, rows_left: int,
                 overhead: Optional[float] = None) -> Optional[float]:
     """Training minutes for the next of ``rows_left`` runs when all may take ``budget``
-    minutes and ``elapsed`` have passed: an equal share of what is left, less ``overhead``
-    (the minutes a run takes beyond its fit: start-up, test pass; default: the share's
-    ``1 - ROW_SHARE``). None without a budget (no limit); 0.0 when that is under
+    minutes and ``elapsed`` have passed: an equal share of what is left, less the larger of
+    ``1 - ROW_SHARE`` of it and ``overhead`` (minutes a run was seen to take beyond its
+    limit: start-up, test pass). None without a budget (no limit); 0.0 when that is under
     ``MIN_ROW_MINUTES``."""
     if budget is None:
         return None
     share = (budget - elapsed) / max(rows_left, 1)
-    limit = share - overhead if overhead is not None else ROW_SHARE * share
+    limit = share - max((1 - ROW_SHARE) * share, overhead or 0.0)
     return limit if limit >= MIN_ROW_MINUTES else 0.0
 
 
@@ -31,7 +31,8 @@ class TimeBudget:
 
     Each run's overhead (its minutes beyond its limit: start-up, the last validation, the
     test pass) is measured when the next run asks for its limit, if that run used all of
-    its limit; the largest one seen is kept back from every later share.
+    its limit; the largest one seen is kept back from every later share when it is more
+    than ``1 - ROW_SHARE`` of it.
 
     Args:
       budget: minutes for everything (None: no limit).
