@@ -12,8 +12,7 @@ import keras
 import tensorflow as tf
 
 from rstg_tf import RSTG
-from tests.helpers import (B, C, H, T, W, features, open_map_gate, run_python,
-                           tiny_config)
+from tests.helpers import C, H, T, W, features, open_map_gate, run_python, tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,9 +1,14 @@
 """The flags of ``python -m train`` and the TrainConfig they make (shared with
 ``python -m train.table --in_memory``, which parses rows' flagfiles without TensorFlow)."""
 
+from typing import TYPE_CHECKING
+
 from absl import flags
 
 from rstg_tf.config import ADJACENCIES, GATHERS, NORMS, SCHEDULES  # light: no Keras import
+
+if TYPE_CHECKING:
+    from rstg_tf.training.config import TrainConfig
 
 MODEL_NAMES = ["rstg", "mean_lstm", "conv_lstm", "i3d", "non_local"]
 

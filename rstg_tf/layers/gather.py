@@ -63,7 +63,7 @@ class Gather(keras.layers.Layer):
         self.norm_layer = make_norm(norm, "gather_norm") if kind != "dot" else None
 
     def build(self, nodes_shape, messages_shape):
-        d, dm = nodes_shape[-1], messages_shape[-1]
+        dm = messages_shape[-1]
         if self.kind == "simple":
             self.att_src = keras.layers.Dense(1, name="att_receiver")
             self.att_dst = keras.layers.Dense(1, name="att_sender")

@@ -14,7 +14,6 @@ import os
 from typing import Optional
 
 import keras
-import numpy as np
 
 from rstg_tf.data.atomic import atomic_path
 from rstg_tf.models import ModelConfig, build_backbone

@@ -18,11 +18,12 @@ import tensorflow as tf
 
 from rstg_tf.data import pipeline, syncmnist_records
 from rstg_tf.data.atomic import atomic_write_text
-from rstg_tf.models import ModelConfig, build_model
+from rstg_tf.models import build_model
 from rstg_tf.training import checkpoints
 from rstg_tf.training.config import (  # noqa: F401 (TrainConfig: re-export)
     TrainConfig, common_callbacks, compile_model)
 from rstg_tf.training.pretrain import load_backbone_weights
+
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "mirrored":
