@@ -22,7 +22,6 @@ little, it and the rows after it are not run. table.md notes every row that trai
 epochs than its flags asked for.
 """
 
-import csv
 import dataclasses
 import json
 import os
@@ -83,14 +82,16 @@ _NOISE = ("WARNING: All log", "I0000", "E0000", "W0000")
 def epochs_note(model_dir):
     """'trained N of M epochs' when the row's log.csv stops short of its config.json's
     epochs (a time limit or TerminateOnNaN ended it); '' otherwise."""
+    from rstg_tf.training.run_log import read_log
+
+    epochs = read_log(model_dir).get("epoch")
     try:
         with open(os.path.join(model_dir, "config.json")) as fh:
             planned = int(json.load(fh)["epochs"])
-        with open(os.path.join(model_dir, "log.csv"), newline="") as fh:
-            done = 1 + max(int(row["epoch"]) for row in csv.DictReader(fh))
     except (OSError, ValueError, KeyError):
         return ""
-    return f"trained {done} of {planned} epochs" if done < planned else ""
+    done = int(max(epochs)) + 1 if epochs else 0
+    return f"trained {done} of {planned} epochs" if epochs and done < planned else ""
 
 
 def _run(args, log_path=None):

@@ -3,10 +3,9 @@ learning curves; JSON + PNG."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
-from typing import Dict, List, Optional
+from typing import Optional
 
 import keras
 import numpy as np
@@ -16,6 +15,7 @@ from rstg_tf.data import syncmnist_records
 from rstg_tf.data.atomic import atomic_write_text
 from rstg_tf.data.syncmnist import label_name, sync_pair_fields
 from rstg_tf.training.ranking import prediction_fields
+from rstg_tf.training.run_log import read_log
 
 CHECKPOINTS = ("best", "last")
 
@@ -33,22 +33,6 @@ def load_trained_model(model_dir: str, checkpoint: str = "best") -> keras.Model:
         raise FileNotFoundError(f"{path} does not exist; train first (python -m train "
                                 f"--model_dir={model_dir} ...).")
     return keras.models.load_model(path, compile=False)  # inference only
-
-
-def read_log(model_dir: str) -> Dict[str, List[float]]:
-    """Columns of ``log.csv`` (CSVLogger), one value per epoch; {} when there is none."""
-    path = os.path.join(model_dir, "log.csv")
-    if not os.path.exists(path):
-        return {}
-    columns: Dict[str, List[float]] = {}
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            for key, value in row.items():
-                try:
-                    columns.setdefault(key, []).append(float(value))
-                except (TypeError, ValueError):
-                    pass
-    return columns
 
 
 def evaluate(model_dir: str, data_dir: str, split: str = "test", checkpoint: str = "best",

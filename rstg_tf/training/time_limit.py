@@ -4,8 +4,8 @@ shares a fixed time among several runs (``python -m train.table --time_budget_mi
 Keras has no such callback; TensorFlow Addons' ``TimeStopping`` (end of life) only looked
 after each epoch, so one long epoch could overrun its limit by a whole epoch. A lent GPU
 machine that is reclaimed after a fixed time returns nothing from a row that has not
-finished, which is what this callback is for (``python -m train.table
---time_budget_minutes``), besides plain "train for at most two hours" runs.
+finished, which is what the table's budget uses it for, besides plain "train for at most
+two hours" runs.
 """
 
 from __future__ import annotations
