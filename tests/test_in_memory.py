@@ -72,12 +72,15 @@ def test_table_in_memory_runs_under_jax_without_tensorflow(tmp_path):
             "--rows=rstg_all_temp,mean_lstm", f"--work_dir={work_dir}", "--workers=2",
             "--time_budget_minutes=60",
             "--extra_flags=--epochs=2,--steps_per_epoch=2,--val_videos=8,--batch_size=4,"
-            "--verbose=2,--num_iterations=2,--node_dim=8,--message_dim=8,--hidden=8"]
+            "--verbose=2,--num_iterations=2,--node_dim=8,--message_dim=8,--hidden=8,"
+            "--steps_per_execution=2"]
     result = run_python(args, timeout=600, KERAS_BACKEND="jax")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for row in ("rstg_all_temp", "mean_lstm"):
         report = json.load(open(work_dir / row / "result.json"))
         assert report["backend"] == "jax" and report["epochs_run"] == report["epochs"] == 2
+        # jitted by default under JAX (Keras would run the step op by op otherwise)
+        assert report["jit_compile"] is True and report["steps_per_execution"] == 2
         assert report["stopped_by_time_limit"] is False and report["train_minutes"] > 0
         limit = json.load(open(work_dir / row / "config.json"))["max_train_minutes"]
         assert 0 < limit < 0.85 * 60, limit

@@ -2,6 +2,7 @@
 bad flags), evaluation outputs, and the two-worker run — at tiny sizes."""
 
 import csv
+import dataclasses
 import json
 import os
 import re
@@ -21,6 +22,7 @@ from rstg_tf.data.syncmnist import SyncMnistConfig
 from rstg_tf.models import MODELS, ModelConfig, build_model
 from rstg_tf.training.pretrain import (PretrainRecipe, load_backbone_weights,
                                        pretrain_backbone)
+from rstg_tf.training.config import jit_compile, steps_per_epoch
 from rstg_tf.training.trainer import TrainConfig, train
 from tests.helpers import ROOT, run_python
 from tests.syncmnist_fixtures import write_fake_npz
@@ -189,12 +191,32 @@ def test_time_limited_run_stops_and_the_same_command_continues(tmp_path, data_di
     assert _epochs_logged(config.model_dir) == [0, 1]
 
 
+def test_steps_per_execution_runs_the_same_steps(tmp_path, data_dir):
+    """Two steps per compiled call train and validate exactly as one (3 validation
+    batches: the last call is short); one pass over 32 videos in batches of 4 at 3 steps
+    per call rounds down to 6 steps (Keras would run whole calls: 9)."""
+    histories = [train(TrainConfig(data_dir=data_dir, model_dir=str(tmp_path / f"run{n}"),
+                                   model=TINY, batch_size=4, epochs=2, steps_per_epoch=4,
+                                   val_videos=12, steps_per_execution=n, verbose=0)).history
+                 for n in (1, 2)]
+    for key in ("loss", "val_loss", "val_top5"):
+        np.testing.assert_allclose(histories[1][key], histories[0][key], rtol=1e-6)
+    config = TrainConfig(data_dir=data_dir, model_dir="m", batch_size=4, steps_per_execution=3)
+    assert steps_per_epoch(config, 32, 4) == 6
+    with pytest.raises(ValueError, match="fewer than steps_per_execution"):
+        steps_per_epoch(config, 8, 4)
+    assert jit_compile(config) is False          # TensorFlow: graph mode, XLA opt-in
+    assert jit_compile(dataclasses.replace(config, jit_compile=True)) is True
+
+
 @pytest.mark.parametrize("args, message", [
     (["--model=transformer"], "--model"),
     (["--data_dir=/no/such/dir", "--model_dir=/tmp/x"], "does not exist"),
     (["--flagfile=/no/such.flags"], "such.flags"),
     (["--strategy=multi_worker", "--model_dir=/tmp/x"], "TF_CONFIG"),
     (["--max_train_minutes=0", "--model_dir=/tmp/x"], "max_train_minutes must be > 0"),
+    (["--steps_per_epoch=5", "--steps_per_execution=2", "--model_dir=/tmp/x"],
+     "multiple of steps_per_execution"),
 ])
 def test_bad_flags_are_one_line_exit_2(args, message, data_dir):
     if "--data_dir=/no/such/dir" not in args:

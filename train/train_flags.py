@@ -72,7 +72,12 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS, required: bool = True) -> N
     flags.DEFINE_boolean("freeze_backbone", False, "Keep the pretrained backbone fixed.",
                          flag_values=fv)
     flags.DEFINE_boolean("mixed_precision", False, "mixed_float16 compute.", flag_values=fv)
-    flags.DEFINE_boolean("jit_compile", False, "XLA-compile the train step.", flag_values=fv)
+    flags.DEFINE_boolean("jit_compile", None, "XLA-compile the train step (default: on under "
+                         "JAX, which otherwise runs the step op by op; off under TensorFlow).",
+                         flag_values=fv)
+    flags.DEFINE_integer("steps_per_execution", 1, "Train steps per compiled call; callbacks "
+                         "and the progress bar run between calls (more: less per-step "
+                         "overhead for small models on a GPU).", lower_bound=1, flag_values=fv)
     flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
                       "Distribution: one device, all local devices, or workers from TF_CONFIG.",
                       flag_values=fv)
@@ -107,5 +112,6 @@ def config_from_flags(f) -> "TrainConfig":
         optimizer=f.optimizer, learning_rate=f.learning_rate, momentum=f.momentum,
         plateau_patience=f.plateau_patience, backbone_weights=f.backbone_weights,
         freeze_backbone=f.freeze_backbone, mixed_precision=f.mixed_precision,
-        jit_compile=f.jit_compile, strategy=f.strategy, on_corrupt=f.on_corrupt,
+        jit_compile=f.jit_compile, steps_per_execution=f.steps_per_execution,
+        strategy=f.strategy, on_corrupt=f.on_corrupt,
         seed=f.seed, verbose=f.verbose, max_train_minutes=f.max_train_minutes)

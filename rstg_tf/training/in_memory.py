@@ -22,7 +22,7 @@ from rstg_tf.data.atomic import atomic_write_text
 from rstg_tf.data.syncmnist import sync_pair_fields
 from rstg_tf.models import build_model
 from rstg_tf.training.config import (TrainConfig, common_callbacks, compile_model,
-                                     time_limit_fields)
+                                     steps_per_epoch, time_limit_fields)
 from rstg_tf.training.pretrain import load_backbone_weights
 from rstg_tf.training.ranking import prediction_fields
 
@@ -74,7 +74,8 @@ def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, ...],
 
     Writes into ``config.model_dir``: config.json, best.keras, last.keras, log.csv and
     result.json (test top-1 / top-5, parameters, epochs run of ``epochs``, whether
-    ``max_train_minutes`` stopped it). Returns result.json's content.
+    ``max_train_minutes`` stopped it, the backend and whether its step was compiled).
+    Returns result.json's content.
     """
     test_digits = test[2] if len(test) > 2 else None
     train, test = train[:2], test[:2]
@@ -82,7 +83,7 @@ def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, ...],
     atomic_write_text(os.path.join(config.model_dir, "config.json"),
                       json.dumps(config.to_dict(), indent=1, sort_keys=True) + "\n")
     keras.utils.set_random_seed(config.seed)
-    steps = config.steps_per_epoch or max(len(train[0]) // config.batch_size, 1)
+    steps = steps_per_epoch(config, len(train[0]), config.batch_size)
     val_videos = min(config.val_videos or len(test[0]), len(test[0]))
     model = build_model(config.model)
     if config.backbone_weights:
@@ -102,6 +103,8 @@ def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, ...],
               "epochs_run": len(history.history.get("loss", [])), "epochs": config.epochs,
               **time_limit_fields(callbacks),
               "train_videos": int(len(train[0])), "backend": keras.backend.backend(),
+              "jit_compile": bool(model.jit_compile),
+              "steps_per_execution": config.steps_per_execution,
               "final_lr": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
               "val_top1": [float(v) for v in history.history.get("val_top1", [])]}
     logits = model.predict(test[0], batch_size=config.batch_size, verbose=0)

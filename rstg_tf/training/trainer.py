@@ -21,7 +21,7 @@ from rstg_tf.data.atomic import atomic_write_text
 from rstg_tf.models import build_model
 from rstg_tf.training import checkpoints
 from rstg_tf.training.config import (  # noqa: F401 (TrainConfig: re-export)
-    TrainConfig, common_callbacks, compile_model)
+    TrainConfig, common_callbacks, compile_model, steps_per_epoch)
 from rstg_tf.training.pretrain import load_backbone_weights
 
 
@@ -111,7 +111,7 @@ def train(config: TrainConfig) -> keras.callbacks.History:
     keras.utils.set_random_seed(config.seed)
     strategy = make_strategy(config.strategy)
     global_batch = config.batch_size * strategy.num_replicas_in_sync
-    steps = config.steps_per_epoch or max(num_train // global_batch, 1)
+    steps = steps_per_epoch(config, num_train, global_batch)
     val_videos = min(config.val_videos or num_val, num_val)
     val_steps = max(math.ceil(val_videos / global_batch), 1)
 
