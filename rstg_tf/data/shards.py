@@ -16,7 +16,6 @@ import fcntl
 import glob
 import hashlib
 import json
-import multiprocessing
 from concurrent import futures
 import os
 import queue
@@ -26,6 +25,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 import tensorflow as tf
 
 from rstg_tf.data.atomic import atomic_write_text
+from rstg_tf.data.workers import single_threaded_children, spawn_context
 
 MANIFEST = "manifest.json"
 FORMAT = "rstg-tf-shards"
@@ -162,23 +162,6 @@ class _Progress:
             self.bar.update(self.done, values=[(f"{self.unit}s/s", rate)])
 
 
-@contextlib.contextmanager
-def _single_threaded_children():
-    """Spawned workers inherit one BLAS/OpenMP thread each (set before they import NumPy):
-    one process per core beats every process fighting for all cores."""
-    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-    saved = {name: os.environ.get(name) for name in names}
-    os.environ.update({name: "1" for name in names})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def run_jobs(job: Callable, tasks: List[ShardTask], on_done: Callable[[ShardTask, dict], None],
              total: int, done: int = 0, workers: int = 1, unit: str = "record",
              verbose: bool = True) -> float:
@@ -192,9 +175,9 @@ def run_jobs(job: Callable, tasks: List[ShardTask], on_done: Callable[[ShardTask
         for task in tasks:
             on_done(task, job(task, progress.update))
         return progress.fresh / max(time.time() - progress.start, 1e-9)
-    context = multiprocessing.get_context("spawn")
+    context = spawn_context()
     report_queue = context.Queue()
-    with _single_threaded_children(), futures.ProcessPoolExecutor(
+    with single_threaded_children(), futures.ProcessPoolExecutor(
             min(workers, len(tasks)), mp_context=context, initializer=_init_worker,
             initargs=(report_queue,)) as pool:
         pending = {pool.submit(_run_task, job, task) for task in tasks}

@@ -7,12 +7,12 @@ TensorFlow; the shards (``syncmnist_records``) hold exactly the same videos.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 from typing import Callable, Optional, Tuple
 
 import numpy as np
 
 from rstg_tf.data.syncmnist import SyncMnistConfig, SyncMnistGenerator
+from rstg_tf.data.workers import single_threaded_children, spawn_context
 
 _GENERATOR = None
 
@@ -55,8 +55,8 @@ def make_videos(images: np.ndarray, labels: np.ndarray, split: str, count: int,
             _init_worker(*init)
             blocks = map(_make_range, bounds)
         else:
-            context = multiprocessing.get_context("spawn")   # no fork of a running backend
-            pool = stack.enter_context(context.Pool(workers, _init_worker, init))
+            stack.enter_context(single_threaded_children())   # see rstg_tf.data.workers
+            pool = stack.enter_context(spawn_context().Pool(workers, _init_worker, init))
             blocks = pool.imap(_make_range, bounds)
         for (start, stop), part in zip(bounds, blocks):
             parts.append(part)
