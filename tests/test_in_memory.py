@@ -102,3 +102,30 @@ def test_table_in_memory_runs_under_jax_without_tensorflow(tmp_path):
     bad = run_python([*args[:-1], "--extra_flags=--schedule=sideways",
                       f"--work_dir={tmp_path / 'bad'}"], KERAS_BACKEND="jax")
     assert bad.returncode == 2 and "row rstg_all_temp" in bad.stderr, bad.stderr[-2000:]
+    bad = run_python([*args[:-1], "--extra_flags=--strategy=mirrored",
+                      f"--work_dir={tmp_path / 'bad'}"], KERAS_BACKEND="jax")
+    assert bad.returncode == 2 and "needs the tf.data trainer" in bad.stderr, bad.stderr[-2000:]
+
+
+def test_in_memory_rows_honour_mixed_precision_and_refuse_distribution(tmp_path):
+    from rstg_tf.training.config import TrainConfig
+    from rstg_tf.training.in_memory import train_in_memory
+    from tests.test_training import TINY
+
+    rng = np.random.default_rng(0)
+    clips = rng.integers(0, 255, (8, 10, 64, 64, 1), dtype=np.uint8)
+    labels = rng.integers(0, 46, 8)
+    policies = []
+    for mixed in (True, False):      # one process, two rows: the second is float32 again
+        config = TrainConfig(data_dir="", model_dir=str(tmp_path / f"row{mixed}"), model=TINY,
+                             batch_size=4, epochs=1, steps_per_epoch=2, verbose=0,
+                             mixed_precision=mixed)
+        result = train_in_memory(config, (clips, labels), (clips, labels))
+        policies.append(result["dtype_policy"])
+        assert np.isfinite(result["loss"])
+    assert policies == ["mixed_float16", "float32"]
+    config = TrainConfig(data_dir="", model_dir=str(tmp_path / "mirrored"), model=TINY,
+                         strategy="mirrored")
+    with pytest.raises(ValueError, match="needs the tf.data trainer"):
+        train_in_memory(config, (clips, labels), (clips, labels))
+    assert not (tmp_path / "mirrored").exists()          # refused before writing anything

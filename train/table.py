@@ -320,7 +320,7 @@ def _in_memory_data(digits, budget, backbone, f):
 
 def _in_memory_rows(digits, budget, rows, work_dir, f, clock):
     """Every row trained in this process on videos generated into memory."""
-    from rstg_tf.training.in_memory import train_in_memory
+    from rstg_tf.training.in_memory import check_in_memory, train_in_memory
     from train.train_flags import config_from_flags, define_flags
 
     backbone = _backbone_path(work_dir, budget)
@@ -334,9 +334,10 @@ def _in_memory_rows(digits, budget, rows, work_dir, f, clock):
         try:
             fv(["table", *_row_flags(digits, budget, row), f"--backbone_weights={backbone}",
                 f"--model_dir={os.path.dirname(paths[row])}", *f.extra_flags])
-        except flags.Error as e:
+            configs[row] = config_from_flags(fv)
+            check_in_memory(configs[row])
+        except (flags.Error, ValueError) as e:
             raise ValueError(f"row {row}: {e}") from None
-        configs[row] = config_from_flags(fv)
     if configs:
         data = _in_memory_data(digits, budget, backbone, f)
     results, pending = {}, list(configs)

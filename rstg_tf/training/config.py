@@ -113,6 +113,13 @@ def jit_compile(config: TrainConfig) -> bool:
     return keras.backend.backend() == "jax"
 
 
+def set_precision_policy(config: TrainConfig) -> None:
+    """Keras' global dtype policy for the models built next: ``mixed_float16`` with
+    ``mixed_precision``, else float32 (set either way: a process may train several runs)."""
+    keras.mixed_precision.set_global_policy(
+        "mixed_float16" if config.mixed_precision else "float32")
+
+
 def compile_model(model: keras.Model, config: TrainConfig) -> None:
     model.compile(
         optimizer=make_optimizer(config),

@@ -22,7 +22,8 @@ from rstg_tf.data.atomic import atomic_write_text
 from rstg_tf.data.syncmnist import sync_pair_fields
 from rstg_tf.models import build_model
 from rstg_tf.training.config import (TrainConfig, common_callbacks, compile_model,
-                                     steps_per_epoch, time_limit_fields)
+                                     set_precision_policy, steps_per_epoch,
+                                     time_limit_fields)
 from rstg_tf.training.pretrain import load_backbone_weights
 from rstg_tf.training.ranking import prediction_fields
 
@@ -64,6 +65,13 @@ class ShuffledBatches(keras.utils.PyDataset):
         self.epoch += 1
 
 
+def check_in_memory(config: TrainConfig) -> None:
+    """Raises ValueError for what only the tf.data trainer does (distribution)."""
+    if config.strategy != "default":
+        raise ValueError(f"--strategy={config.strategy} needs the tf.data trainer "
+                         f"(python -m train on shards); training from memory uses one device.")
+
+
 def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, ...],
                     test: Tuple[np.ndarray, ...]) -> Dict:
     """Fits ``config``'s model on ``train`` arrays, validates and tests on ``test``.
@@ -77,12 +85,14 @@ def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, ...],
     ``max_train_minutes`` stopped it, the backend and whether its step was compiled).
     Returns result.json's content.
     """
+    check_in_memory(config)
     test_digits = test[2] if len(test) > 2 else None
     train, test = train[:2], test[:2]
     os.makedirs(config.model_dir, exist_ok=True)
     atomic_write_text(os.path.join(config.model_dir, "config.json"),
                       json.dumps(config.to_dict(), indent=1, sort_keys=True) + "\n")
     keras.utils.set_random_seed(config.seed)
+    set_precision_policy(config)
     steps = steps_per_epoch(config, len(train[0]), config.batch_size)
     val_videos = min(config.val_videos or len(test[0]), len(test[0]))
     model = build_model(config.model)
@@ -103,7 +113,7 @@ def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, ...],
               "epochs_run": len(history.history.get("loss", [])), "epochs": config.epochs,
               **time_limit_fields(callbacks),
               "train_videos": int(len(train[0])), "backend": keras.backend.backend(),
-              "jit_compile": bool(model.jit_compile),
+              "jit_compile": bool(model.jit_compile), "dtype_policy": model.dtype_policy.name,
               "steps_per_execution": config.steps_per_execution,
               "final_lr": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
               "val_top1": [float(v) for v in history.history.get("val_top1", [])]}

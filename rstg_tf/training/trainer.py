@@ -21,7 +21,7 @@ from rstg_tf.data.atomic import atomic_write_text
 from rstg_tf.models import build_model
 from rstg_tf.training import checkpoints
 from rstg_tf.training.config import (  # noqa: F401 (TrainConfig: re-export)
-    TrainConfig, common_callbacks, compile_model, steps_per_epoch)
+    TrainConfig, common_callbacks, compile_model, set_precision_policy, steps_per_epoch)
 from rstg_tf.training.pretrain import load_backbone_weights
 
 
@@ -106,8 +106,7 @@ def train(config: TrainConfig) -> keras.callbacks.History:
     if is_chief():
         atomic_write_text(os.path.join(config.model_dir, "config.json"),
                           json.dumps(config.to_dict(), indent=1, sort_keys=True) + "\n")
-    if config.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    set_precision_policy(config)
     keras.utils.set_random_seed(config.seed)
     strategy = make_strategy(config.strategy)
     global_batch = config.batch_size * strategy.num_replicas_in_sync
