@@ -22,6 +22,8 @@ du -sh .device
 cat <<'CMD'
 device command (carry: [".device"], timeout_s 600); rows as you like, in priority order:
 --time_budget_minutes shares the call's time among them (data and backbone first), so
-every row that starts ends, and results come back under $OUT:
-python3 -m pip install -q --no-index --no-deps --target /tmp/site .device/whl/*.whl && export PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=jax PYTHONUNBUFFERED=1 && python3 -m train.table --in_memory --budget=device --digits=3 --mnist=.device/mnist.npz --workers=16 --rows=rstg_all_temp,rstg_time_only,rstg_space_only --time_budget_minutes=8.5 --work_dir=/tmp/t 2>&1 | tr '\r' '\n' | grep -v '^ *[0-9]*/[0-9]* ' | tail -c 200000 > $OUT/log.txt; cp /tmp/t/table.md /tmp/t/table.png $OUT/; for d in /tmp/t/*/; do n=$(basename $d); cp $d/result.json $OUT/$n.json; cp $d/log.csv $OUT/$n.log.csv; done 2>/dev/null; true
+every row that starts ends, and results come back under $OUT (log.txt, and results.tgz:
+table.md, table.png and each row's config.json, result.json and log.csv; the device
+returns at most 8 files):
+python3 -m pip install -q --no-index --no-deps --target /tmp/site .device/whl/*.whl && export PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=jax PYTHONUNBUFFERED=1 && (python3 -c 'import jax, keras; print("jax", jax.__version__, "keras", keras.__version__, jax.devices())'; python3 -m train.table --in_memory --budget=device --digits=3 --mnist=.device/mnist.npz --workers=16 --rows=rstg_all_temp,rstg_time_only,rstg_space_only --time_budget_minutes=8.5 --work_dir=/tmp/t) 2>&1 | tr '\r' '\n' | grep -v '^ *[0-9]*/[0-9]* ' | tail -c 200000 > $OUT/log.txt; tar czf $OUT/results.tgz -C /tmp/t --exclude='*.keras' --exclude='*.h5' . ; true
 CMD
