@@ -99,6 +99,15 @@ def test_table_in_memory_runs_under_jax_without_tensorflow(tmp_path):
     # finished rows are skipped: no pretraining, no videos, no training
     again = run_python(args, KERAS_BACKEND="jax")
     assert again.returncode == 0 and "generating" not in again.stdout, again.stderr[-2000:]
+    # a row whose result.json is lost (killed after its last epoch) resumes from its backup
+    # under JAX too: no epoch trained again, the same final weights
+    before = json.load(open(work_dir / "mean_lstm" / "result.json"))
+    (work_dir / "mean_lstm" / "result.json").unlink()
+    again = run_python(args, KERAS_BACKEND="jax")
+    assert again.returncode == 0, again.stderr[-2000:]
+    after = json.load(open(work_dir / "mean_lstm" / "result.json"))
+    assert after["resumed_from_epoch"] == after["epochs_run"] == 2
+    assert after["loss"] == pytest.approx(before["loss"], abs=1e-6)
     bad = run_python([*args[:-1], "--extra_flags=--schedule=sideways",
                       f"--work_dir={tmp_path / 'bad'}"], KERAS_BACKEND="jax")
     assert bad.returncode == 2 and "row rstg_all_temp" in bad.stderr, bad.stderr[-2000:]
@@ -129,3 +138,39 @@ def test_in_memory_rows_honour_mixed_precision_and_refuse_distribution(tmp_path)
     with pytest.raises(ValueError, match="needs the tf.data trainer"):
         train_in_memory(config, (clips, labels), (clips, labels))
     assert not (tmp_path / "mirrored").exists()          # refused before writing anything
+
+
+def test_in_memory_run_resumes_from_its_backup_on_the_same_batches(tmp_path):
+    """Run again after its first epoch (as a killed run would be), a 2-epoch run resumes
+    at epoch 1 with the weights, optimizer state and batch order of an unbroken run."""
+    import csv
+
+    from rstg_tf.training.config import TrainConfig
+    from rstg_tf.training.in_memory import train_in_memory
+    from tests.test_training import TINY
+
+    rng = np.random.default_rng(0)
+    clips = rng.integers(0, 255, (12, 10, 64, 64, 1), dtype=np.uint8)
+    labels = rng.integers(0, 46, 12)
+
+    def run(name, epochs):
+        config = TrainConfig(data_dir="", model_dir=str(tmp_path / name),
+                             model=TINY.replace(name="mean_lstm"), batch_size=4,
+                             epochs=epochs, steps_per_epoch=2, verbose=0, optimizer="adam",
+                             learning_rate=1e-3)
+        return train_in_memory(config, (clips, labels), (clips[:8], labels[:8]))
+
+    unbroken = run("unbroken", 2)
+    first = run("resumed", 1)
+    resumed = run("resumed", 2)
+    assert unbroken["resumed_from_epoch"] == first["resumed_from_epoch"] == 0
+    assert resumed["resumed_from_epoch"] == 1 and resumed["epochs_run"] == 2
+    assert resumed["val_top1"] == pytest.approx(unbroken["val_top1"], abs=1e-6)
+    assert len(resumed["val_top1"]) == 2                     # both runs' epochs (log.csv)
+    assert abs(first["loss"] - unbroken["loss"]) > 1e-4      # the second epoch changed it
+    assert resumed["loss"] == pytest.approx(unbroken["loss"], abs=1e-5)
+    with open(tmp_path / "resumed" / "log.csv") as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1"]
+    again = run("resumed", 2)                                 # finished: nothing to train
+    assert again["resumed_from_epoch"] == 2 and again["epochs_run"] == 2
+    assert again["loss"] == pytest.approx(resumed["loss"], abs=1e-6)

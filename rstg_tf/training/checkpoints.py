@@ -18,12 +18,33 @@ from __future__ import annotations
 import glob
 import json
 import os
+from typing import Optional
 
 import keras
 
 from rstg_tf.data.atomic import atomic_path, atomic_write_text
 
 METADATA = "training_metadata.json"
+
+
+def read_backup_metadata(backup_dir: str) -> Optional[dict]:
+    """The ``training_metadata.json`` of a backup directory (``{"epoch", ...}``: epochs
+    finished), or None where there is no backup yet.
+
+    Raises:
+      ValueError: the file exists but is not a backup's metadata.
+    """
+    path = os.path.join(backup_dir, METADATA)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            metadata = json.load(f)
+        metadata["epoch"] = int(metadata["epoch"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"backup metadata {path} is unreadable ({e}); delete "
+                         f"{backup_dir} to start the run afresh") from e
+    return metadata
 
 
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
@@ -62,16 +83,10 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     def _load_model(self):
         if not self.model.built:
             raise ValueError("AtomicBackupAndRestore needs a built model before fit().")
-        path = self._metadata_path()
-        if not os.path.exists(path):
+        metadata = read_backup_metadata(self.backup_dir)
+        if metadata is None:
             return
-        try:
-            with open(path) as f:
-                metadata = json.load(f)
-            epoch = int(metadata["epoch"])
-        except (ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"backup metadata {path} is unreadable ({e}); delete "
-                             f"{self.backup_dir} to start the run afresh") from e
+        path, epoch = self._metadata_path(), metadata["epoch"]
         weights = os.path.join(self.backup_dir,
                                metadata.get("weights", os.path.basename(self._weights_path)))
         if not os.path.exists(weights):

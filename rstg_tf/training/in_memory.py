@@ -4,8 +4,9 @@ The tf.data trainer (``trainer.py``) is what we ship; this path exists for machi
 TensorFlow, such as a GPU box with JAX only (``KERAS_BACKEND=jax``): videos are generated
 in memory by the pure-NumPy generator, and ``model.fit`` reads them through a
 ``keras.utils.PyDataset``. Same models, same compile (``config.compile_model``), same
-callbacks where they apply (crash-safe checkpoints, ReduceLROnPlateau, CSVLogger,
-TerminateOnNaN).
+callbacks where they apply (crash-safe checkpoints, BackupAndRestore, ReduceLROnPlateau,
+CSVLogger, TerminateOnNaN): a killed run started again resumes from its last epoch, on
+the batches it would have seen.
 """
 
 from __future__ import annotations
@@ -21,25 +22,28 @@ import numpy as np
 from rstg_tf.data.atomic import atomic_write_text
 from rstg_tf.data.syncmnist import sync_pair_fields
 from rstg_tf.models import build_model
+from rstg_tf.training import checkpoints
 from rstg_tf.training.config import (TrainConfig, common_callbacks, compile_model,
                                      set_precision_policy, steps_per_epoch,
                                      time_limit_fields)
 from rstg_tf.training.pretrain import load_backbone_weights
 from rstg_tf.training.ranking import prediction_fields
+from rstg_tf.training.run_log import read_log
 
 
 class ShuffledBatches(keras.utils.PyDataset):
     """``steps`` batches per epoch from arrays, in a fresh permutation per pass over them;
-    epochs continue where the last one stopped (so short epochs still see every video)."""
+    epochs continue where the last one stopped (so short epochs still see every video).
+    ``epoch``: the first epoch's index (a resumed run's), which fixes its batches."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, steps: int,
-                 seed: int = 0, **kwargs):
+                 seed: int = 0, epoch: int = 0, **kwargs):
         super().__init__(**kwargs)
         if len(x) != len(y) or len(x) < batch_size:
             raise ValueError(f"need as many labels as clips and at least one batch; got "
                              f"{len(x)} clips, {len(y)} labels, batch {batch_size}.")
         self.x, self.y, self.batch_size, self.steps, self.seed = x, y, batch_size, steps, seed
-        self.epoch = 0
+        self.epoch = epoch
         self._orders: Dict[int, np.ndarray] = {}
 
     def __len__(self):
@@ -80,8 +84,9 @@ def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, ...],
     ``make_videos`` returns them; with the test clips' digits, result.json also has the
     sync-pair accuracy (``rstg_tf.data.syncmnist.sync_pair_accuracy``).
 
-    Writes into ``config.model_dir``: config.json, best.keras, last.keras, log.csv and
-    result.json (test top-1 / top-5, parameters, epochs run of ``epochs``, whether
+    Writes into ``config.model_dir``: config.json, best.keras, last.keras, log.csv,
+    backup/ (BackupAndRestore: called again after a kill, it resumes from the last finished
+    epoch) and result.json (test top-1 / top-5, parameters, epochs run of ``epochs``, whether
     ``max_train_minutes`` stopped it, the backend and whether its step was compiled).
     Returns result.json's content.
     """
@@ -100,23 +105,29 @@ def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, ...],
         load_backbone_weights(model, config.backbone_weights, config.model,
                               trainable=not config.freeze_backbone)
     compile_model(model, config)
-    callbacks = common_callbacks(config.model_dir, config)
+    backup_dir = os.path.join(config.model_dir, "backup")
+    metadata = checkpoints.read_backup_metadata(backup_dir)
+    first_epoch = metadata["epoch"] if metadata else 0
+    callbacks = [checkpoints.AtomicBackupAndRestore(backup_dir, delete_checkpoint=False),
+                 *common_callbacks(config.model_dir, config)]
     history = model.fit(
-        ShuffledBatches(*train, config.batch_size, steps, config.seed),
-        epochs=config.epochs, validation_data=(test[0][:val_videos], test[1][:val_videos]),
+        ShuffledBatches(*train, config.batch_size, steps, config.seed, epoch=first_epoch),
+        epochs=config.epochs, shuffle=False,     # the batches shuffle themselves, by epoch
+        validation_data=(test[0][:val_videos], test[1][:val_videos]),
         validation_batch_size=config.batch_size, verbose=config.verbose,
         callbacks=callbacks)
     scores = model.evaluate(*test, batch_size=config.batch_size, verbose=0, return_dict=True)
     result = {"top1": float(scores["top1"]), "top5": float(scores["top5"]),
               "loss": float(scores["loss"]), "num_videos": int(len(test[0])),
               "parameters": int(model.count_params()),
-              "epochs_run": len(history.history.get("loss", [])), "epochs": config.epochs,
+              "epochs_run": first_epoch + len(history.history.get("loss", [])),
+              "resumed_from_epoch": first_epoch, "epochs": config.epochs,
               **time_limit_fields(callbacks),
               "train_videos": int(len(train[0])), "backend": keras.backend.backend(),
               "jit_compile": bool(model.jit_compile), "dtype_policy": model.dtype_policy.name,
               "steps_per_execution": config.steps_per_execution,
               "final_lr": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
-              "val_top1": [float(v) for v in history.history.get("val_top1", [])]}
+              "val_top1": read_log(config.model_dir).get("val_top1", [])}  # restarts too
     logits = model.predict(test[0], batch_size=config.batch_size, verbose=0)
     result.update(prediction_fields(np.argmax(logits, axis=-1)))
     if test_digits is not None:
