@@ -1,5 +1,6 @@
 """Checkpoint callbacks: a kill in the middle of a save never leaves an unreadable run."""
 
+import dataclasses
 import json
 import os
 
@@ -129,3 +130,30 @@ def test_best_only_checkpoint_tracks_the_monitor(tmp_path):
     callback = AtomicModelCheckpoint(path, monitor="loss", mode="min", save_best_only=True)
     _fit(_model(), 3, callback)
     assert os.path.exists(path) and np.isfinite(callback.best)
+
+
+def test_a_backup_resumes_only_with_its_own_settings(tmp_path):
+    from rstg_tf.models import ModelConfig
+    from rstg_tf.training.config import TrainConfig, check_resume
+
+    model_dir = tmp_path / "run"
+    config = TrainConfig(data_dir="data/a", model_dir=str(model_dir),
+                         model=ModelConfig(num_filters=4, hidden=8), epochs=3)
+    check_resume(config)                                       # nothing there yet
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text(json.dumps(config.to_dict()))
+    check_resume(dataclasses.replace(config, learning_rate=1.0))   # no backup: a new run
+    (model_dir / "backup").mkdir()
+    (model_dir / "backup" / "training_metadata.json").write_text('{"epoch": 1}')
+    # how long, how fast and from where may change on resumption
+    check_resume(dataclasses.replace(config, epochs=9, data_dir="elsewhere", verbose=2,
+                                     max_train_minutes=5.0, steps_per_execution=3))
+    with pytest.raises(ValueError) as e:
+        check_resume(dataclasses.replace(
+            config, learning_rate=1.0,
+            model=dataclasses.replace(config.model, hidden=16)))
+    assert "other settings" in str(e.value) and "model.hidden: 8 -> 16" in str(e.value)
+    assert "learning_rate: 0.0001 -> 1.0" in str(e.value)
+    (model_dir / "config.json").write_text("{broken")
+    with pytest.raises(ValueError, match="config.json is unreadable"):
+        check_resume(config)

@@ -180,6 +180,11 @@ def test_resume_after_sigkill(tmp_path, data_dir):
     after = _epochs_logged(model_dir)[len(before):]
     assert after and after[0] >= before[-1] >= 1          # resumed, not from epoch 0
     assert after[-1] == 11 and len(after) <= 12 - len(before) + 1
+    stored = open(os.path.join(model_dir, "config.json")).read()
+    other = subprocess.run([*command, "--hidden=16"], cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=300)   # another run's flags, same model_dir
+    assert other.returncode == 2 and "model.hidden: 8 -> 16" in other.stderr, other.stderr
+    assert open(os.path.join(model_dir, "config.json")).read() == stored
 
 
 def test_time_limited_run_stops_and_the_same_command_continues(tmp_path, data_dir):

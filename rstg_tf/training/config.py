@@ -8,8 +8,9 @@ trainer that also runs under JAX.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
-from typing import Optional
+from typing import Iterator, Optional, Tuple
 
 import keras
 
@@ -72,6 +73,52 @@ class TrainConfig:
         values = dict(values)
         values["model"] = ModelConfig.from_dict(values["model"])
         return cls(**values)
+
+
+# What may change between a run and its resumption (how long, how, where from); anything
+# else (the model, the optimizer, the batch...) makes a different run.
+RESUMABLE_CHANGES = frozenset({"data_dir", "model_dir", "epochs", "max_train_minutes",
+                               "verbose", "on_corrupt", "steps_per_execution", "jit_compile",
+                               "val_videos", "strategy", "backbone_weights"})
+
+
+def _flat(values: dict, prefix: str = "") -> Iterator[Tuple[str, object]]:
+    for key, value in values.items():
+        if isinstance(value, dict):
+            yield from _flat(value, f"{prefix}{key}.")
+        else:
+            yield prefix + key, value
+
+
+def check_resume(config: TrainConfig) -> None:
+    """Refuses to resume a backup (``model_dir/backup``) made with other settings.
+
+    Restoring it would either fail deep inside Keras (weights of another shape) or, worse,
+    continue another run's weights under this run's config.json. Only the fields in
+    ``RESUMABLE_CHANGES`` may differ from the stored config.json.
+
+    Raises:
+      ValueError: naming each differing setting, its stored and its new value.
+    """
+    stored_path = os.path.join(config.model_dir, "config.json")
+    if not (os.path.exists(os.path.join(config.model_dir, "backup", checkpoints.METADATA))
+            and os.path.exists(stored_path)):
+        return
+    try:
+        with open(stored_path) as f:
+            stored = dict(_flat(json.load(f)))
+    except ValueError as e:
+        raise ValueError(f"{stored_path} is unreadable ({e}); the backup beside it cannot be "
+                         f"checked: use a new --model_dir") from None
+    new = dict(_flat(json.loads(json.dumps(config.to_dict()))))
+    changed = [f"{key}: {stored[key]!r} -> {new[key]!r}" for key in sorted(new)
+               if key in stored and stored[key] != new[key]
+               and key.split(".")[0] not in RESUMABLE_CHANGES]
+    if changed:
+        raise ValueError(f"{config.model_dir} holds a backup of a run with other settings "
+                         f"({'; '.join(changed)}): resume it with its own flags, or use a "
+                         f"new --model_dir (or delete {config.model_dir}/backup to start "
+                         f"afresh there).")
 
 
 def steps_per_epoch(config: TrainConfig, num_train_videos: int, global_batch: int) -> int:

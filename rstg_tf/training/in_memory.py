@@ -23,8 +23,8 @@ from rstg_tf.data.atomic import atomic_write_text
 from rstg_tf.data.syncmnist import sync_pair_fields
 from rstg_tf.models import build_model
 from rstg_tf.training import checkpoints
-from rstg_tf.training.config import (TrainConfig, common_callbacks, compile_model,
-                                     set_precision_policy, steps_per_epoch,
+from rstg_tf.training.config import (TrainConfig, check_resume, common_callbacks,
+                                     compile_model, set_precision_policy, steps_per_epoch,
                                      time_limit_fields)
 from rstg_tf.training.pretrain import load_backbone_weights
 from rstg_tf.training.ranking import prediction_fields
@@ -70,7 +70,9 @@ class ShuffledBatches(keras.utils.PyDataset):
 
 
 def check_in_memory(config: TrainConfig) -> None:
-    """Raises ValueError for what only the tf.data trainer does (distribution)."""
+    """Raises ValueError for what only the tf.data trainer does (distribution), and for a
+    backup in ``model_dir`` made with other settings (``check_resume``)."""
+    check_resume(config)
     if config.strategy != "default":
         raise ValueError(f"--strategy={config.strategy} needs the tf.data trainer "
                          f"(python -m train on shards); training from memory uses one device.")

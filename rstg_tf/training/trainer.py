@@ -21,7 +21,8 @@ from rstg_tf.data.atomic import atomic_write_text
 from rstg_tf.models import build_model
 from rstg_tf.training import checkpoints
 from rstg_tf.training.config import (  # noqa: F401 (TrainConfig: re-export)
-    TrainConfig, common_callbacks, compile_model, set_precision_policy, steps_per_epoch)
+    TrainConfig, check_resume, common_callbacks, compile_model, set_precision_policy,
+    steps_per_epoch)
 from rstg_tf.training.pretrain import load_backbone_weights
 
 
@@ -102,6 +103,7 @@ def train(config: TrainConfig) -> keras.callbacks.History:
     """Runs (or resumes) one training run; returns the Keras history of this process."""
     num_train = _split_size(config.data_dir, "train")
     num_val = _split_size(config.data_dir, "test")
+    check_resume(config)
     os.makedirs(config.model_dir, exist_ok=True)
     if is_chief():
         atomic_write_text(os.path.join(config.model_dir, "config.json"),
