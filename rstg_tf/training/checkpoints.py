@@ -27,6 +27,11 @@ from rstg_tf.data.atomic import atomic_path, atomic_write_text
 METADATA = "training_metadata.json"
 
 
+def backup_dir(work_dir: str) -> str:
+    """Where a run in ``work_dir`` keeps its ``AtomicBackupAndRestore`` backup."""
+    return os.path.join(work_dir, "backup")
+
+
 def read_backup_metadata(backup_dir: str) -> Optional[dict]:
     """The ``training_metadata.json`` of a backup directory (``{"epoch", ...}``: epochs
     finished), or None where there is no backup yet.

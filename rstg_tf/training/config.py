@@ -101,7 +101,8 @@ def check_resume(config: TrainConfig) -> None:
       ValueError: naming each differing setting, its stored and its new value.
     """
     stored_path = os.path.join(config.model_dir, "config.json")
-    if not (os.path.exists(os.path.join(config.model_dir, "backup", checkpoints.METADATA))
+    backup = checkpoints.backup_dir(config.model_dir)
+    if not (os.path.exists(os.path.join(backup, checkpoints.METADATA))
             and os.path.exists(stored_path)):
         return
     try:
@@ -117,8 +118,7 @@ def check_resume(config: TrainConfig) -> None:
     if changed:
         raise ValueError(f"{config.model_dir} holds a backup of a run with other settings "
                          f"({'; '.join(changed)}): resume it with its own flags, or use a "
-                         f"new --model_dir (or delete {config.model_dir}/backup to start "
-                         f"afresh there).")
+                         f"new --model_dir (or delete {backup} to start afresh there).")
 
 
 def steps_per_epoch(config: TrainConfig, num_train_videos: int, global_batch: int) -> int:

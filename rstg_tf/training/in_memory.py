@@ -107,10 +107,10 @@ def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, ...],
         load_backbone_weights(model, config.backbone_weights, config.model,
                               trainable=not config.freeze_backbone)
     compile_model(model, config)
-    backup_dir = os.path.join(config.model_dir, "backup")
-    metadata = checkpoints.read_backup_metadata(backup_dir)
+    backup = checkpoints.backup_dir(config.model_dir)
+    metadata = checkpoints.read_backup_metadata(backup)
     first_epoch = metadata["epoch"] if metadata else 0
-    callbacks = [checkpoints.AtomicBackupAndRestore(backup_dir, delete_checkpoint=False),
+    callbacks = [checkpoints.AtomicBackupAndRestore(backup, delete_checkpoint=False),
                  *common_callbacks(config.model_dir, config)]
     history = model.fit(
         ShuffledBatches(*train, config.batch_size, steps, config.seed, epoch=first_epoch),

@@ -59,7 +59,7 @@ def make_callbacks(config: TrainConfig) -> list:
         config.model_dir, "workers",
         f"worker-{json.loads(os.environ['TF_CONFIG'])['task']['index']}")
     return [
-        checkpoints.AtomicBackupAndRestore(os.path.join(work_dir, "backup"),
+        checkpoints.AtomicBackupAndRestore(checkpoints.backup_dir(work_dir),
                                            delete_checkpoint=False),
         *common_callbacks(work_dir, config),
         keras.callbacks.TensorBoard(os.path.join(work_dir, "tensorboard")),
