@@ -10,6 +10,7 @@
 #   python -m train.pretrain --num_filters=32 --num_images=60000 --epochs=2 \
 #       --lr_schedule=cosine --learning_rate=2e-3 --output=runs/bb/backbone32_60000x2_cosine0.002.weights.h5
 #   BACKBONE=runs/bb/backbone32_60000x2_cosine0.002.weights.h5 bash tools/device_rehearse.sh
+# It rehearses the committed HEAD (a clone), not uncommitted edits: commit first.
 # PYTHON312 names the interpreter (default: pyenv's 3.12). Results: /tmp/device-rehearsal/out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
