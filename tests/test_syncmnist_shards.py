@@ -205,6 +205,28 @@ def test_training_pipeline_batches_and_shuffles(tmp_path, mnist_npz):
     assert tuned.options().autotune.enabled is True and len(list(tuned)) == 5
 
 
+def test_array_dataset_batches_every_clip_once_per_pass_in_a_fresh_order():
+    x = np.arange(11 * 2, dtype=np.uint8).reshape(11, 2)
+    y = np.arange(11) * 10
+    data = pipeline.array_dataset((x, y), 4, shuffle_seed=5)
+    first, second = ([b for b in data.as_numpy_iterator()] for _ in range(2))
+    assert [len(b[1]) for b in first] == [4, 4, 3]               # last batch partial
+    for batches in (first, second):
+        xs, ys = (np.concatenate(part) for part in zip(*batches))
+        assert sorted(ys.tolist()) == y.tolist()                  # every clip once
+        np.testing.assert_array_equal(xs[:, 0], ys // 5)          # x and y stay paired
+    orders = [np.concatenate([b[1] for b in passed]) for passed in (first, second)]
+    assert not np.array_equal(*orders)                            # reshuffled per pass
+    again = np.concatenate([b[1] for b in pipeline.array_dataset(
+        (x, y), 4, shuffle_seed=5).as_numpy_iterator()])
+    np.testing.assert_array_equal(again, orders[0])               # seeded
+    in_order = pipeline.array_dataset((x, y), 4)
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in in_order]), y)
+    assert in_order.options().autotune.enabled is False           # no stalls between epochs
+    with pytest.raises(ValueError, match="one length"):
+        pipeline.array_dataset((x, y[:5]), 4)
+
+
 def test_preview_files(tmp_path):
     rng = np.random.default_rng(0)
     clips = [rng.integers(0, 256, (10, 64, 64), dtype=np.uint8) for _ in range(3)]

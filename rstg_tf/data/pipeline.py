@@ -2,7 +2,8 @@
 
 ``split_files`` reads a shard directory's ``manifest.json``; ``video_dataset`` lists the
 shards, interleaves them in parallel, parses and decodes clips (``video_records``),
-shuffles when training, batches and prefetches.
+shuffles when training, batches and prefetches. ``array_dataset`` batches in-memory
+arrays for ``model.fit`` without the stalls of Keras' own array pipeline.
 
 Corrupt shards. When the manifest gives each shard's record count, every shard is read to
 its end and its count checked: a truncated or corrupt shard stops the input with an error
@@ -174,6 +175,39 @@ def video_dataset(files: Sequence[str], spec: VideoRecordSpec, *, batch_size: Op
         data = data.ignore_errors(log_warning=True)
     if batch_size:
         data = data.batch(batch_size, drop_remainder=drop_remainder)
+    return data.prefetch(AUTOTUNE).with_options(_options(autotune))
+
+
+def _options(autotune: bool, default_optimizations: bool = True) -> tf.data.Options:
     options = tf.data.Options()
     options.autotune.enabled = autotune
-    return data.prefetch(AUTOTUNE).with_options(options)
+    options.experimental_optimization.apply_default_optimizations = default_optimizations
+    return options
+
+
+def array_dataset(arrays: Tuple, batch_size: int, *, shuffle_seed: Optional[int] = None
+                  ) -> tf.data.Dataset:
+    """Batches of in-memory arrays, e.g. ``(frames, labels)``, for ``fit`` / ``evaluate``.
+
+    What Keras builds for NumPy arrays, less its tf.data autotuning model: deleting an
+    epoch's iterator waits for that model's thread (``video_dataset``'s ``autotune``), which
+    stalled backbone pretraining on 2 cores for 10-48 s at random epoch starts. As in Keras,
+    the arrays are gathered batch by batch, the last batch may be partial, and tf.data's
+    default graph rewrites are off (they would serialise the arrays with the pipeline).
+
+    Args:
+      arrays: a tuple of arrays with the same first dimension.
+      batch_size: clips per batch.
+      shuffle_seed: with it, every pass is a fresh permutation (seeded); without, in order.
+    """
+    count = len(arrays[0]) if arrays else 0
+    if not count or any(len(a) != count for a in arrays):
+        raise ValueError(f"arrays must be non-empty and of one length; got lengths "
+                         f"{[len(a) for a in arrays]}.")
+    indices = tf.data.Dataset.range(count)
+    if shuffle_seed is not None:
+        indices = indices.shuffle(count, seed=shuffle_seed, reshuffle_each_iteration=True)
+    tensors = tf.data.Dataset.from_tensors(tuple(tf.convert_to_tensor(a) for a in arrays))
+    data = tf.data.Dataset.zip((indices.batch(batch_size), tensors.repeat()))
+    data = data.map(lambda i, t: tuple(tf.gather(a, i) for a in t), num_parallel_calls=AUTOTUNE)
+    return data.prefetch(AUTOTUNE).with_options(_options(False, default_optimizations=False))
