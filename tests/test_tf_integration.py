@@ -161,11 +161,17 @@ def test_readme_demo_runs():
     assert "loss:" in out
 
 
-@pytest.mark.parametrize("package", ["train", "export", "benchmarks"])
-def test_programs_turn_on_onednn_cpu_kernels_unless_told_not_to(package):
+def test_programs_turn_on_onednn_cpu_kernels_unless_told_not_to():
     # TF enables oneDNN by itself only on AVX-512/AMX CPUs; our programs ask for it
-    # everywhere (it must be set before TensorFlow loads), and leave a user's choice alone
-    code = (f"import {package}, os; from tensorflow.python.util import _pywrap_util_port as p; "
+    # everywhere (it must be set before TensorFlow loads), and leave a user's choice alone.
+    # Each package sets it on import (train.cli) without loading TensorFlow ...
+    for package in ("train", "export", "benchmarks"):
+        code = (f"import sys, os, {package}; "
+                "print(os.environ['TF_ENABLE_ONEDNN_OPTS'], 'tensorflow' in sys.modules)")
+        out = run_python(["-c", code], timeout=120, TF_ENABLE_ONEDNN_OPTS=None)
+        assert out.stdout.split()[-2:] == ["1", "False"], (package, out.stderr[-2000:])
+    # ... and TensorFlow, loaded after it, runs oneDNN's kernels, or not when told not to
+    code = ("import export, os; from tensorflow.python.util import _pywrap_util_port as p; "
             "print(os.environ['TF_ENABLE_ONEDNN_OPTS'], p.IsMklEnabled())")
     default = run_python(["-c", code], timeout=120, TF_ENABLE_ONEDNN_OPTS=None)
     assert default.stdout.split()[-2:] == ["1", "True"], default.stderr[-2000:]
