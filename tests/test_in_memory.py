@@ -6,7 +6,7 @@ import pytest
 
 from rstg_tf.data.syncmnist import SyncMnistConfig, SyncMnistGenerator
 from rstg_tf.data.syncmnist_arrays import make_videos
-from rstg_tf.training.in_memory import ShuffledBatches
+from rstg_tf.training.array_inputs import ShuffledBatches
 from tests.helpers import run_python
 from tests.syncmnist_fixtures import fake_mnist, write_fake_npz
 
@@ -51,6 +51,23 @@ def test_shuffled_batches_continue_across_epochs_and_cover_every_clip():
     np.testing.assert_array_equal(again[1][1], seen[4:8])      # deterministic
     with pytest.raises(ValueError, match="at least one batch"):
         ShuffledBatches(x[:3], np.arange(3), batch_size=4, steps=1)
+
+
+def test_shuffled_batches_under_tensorflow_are_one_pipeline_of_every_epoch_without_autotune():
+    """``fit_arguments`` under TF: the batches of epochs ``epoch..epochs-1`` in the order
+    the PyDataset gives them, one iterator for the whole fit, no autotuning model."""
+    x = np.arange(10, dtype=np.int32)[:, None]
+    batches = ShuffledBatches(x, np.arange(10), batch_size=4, steps=2, seed=1, epoch=1)
+    arguments = batches.fit_arguments(epochs=4)
+    assert arguments["steps_per_epoch"] == 2 and arguments["shuffle"] is False
+    data = arguments["x"]
+    assert data.options().autotune.enabled is False
+    read = [(xb[:, 0].tolist(), yb.tolist()) for xb, yb in data.as_numpy_iterator()]
+    expected = [batches.batch(i, epoch) for epoch in (1, 2, 3) for i in (0, 1)]
+    assert read == [(xb[:, 0].tolist(), yb.tolist()) for xb, yb in expected]
+    fresh = ShuffledBatches(x, np.arange(10), batch_size=4, steps=2, seed=1)
+    fresh.on_epoch_end()                      # what Keras does after epoch 0
+    assert [yb.tolist() for _, yb in (fresh[0], fresh[1])] == [r[1] for r in read[:2]]
 
 
 _NO_TENSORFLOW = """

@@ -3,7 +3,8 @@
 ``split_files`` reads a shard directory's ``manifest.json``; ``video_dataset`` lists the
 shards, interleaves them in parallel, parses and decodes clips (``video_records``),
 shuffles when training, batches and prefetches. ``array_dataset`` batches in-memory
-arrays for ``model.fit`` without the stalls of Keras' own array pipeline.
+arrays and ``generator_dataset`` prefetches a Python generator's batches for ``model.fit``
+without the stalls of Keras' own pipelines for arrays and PyDatasets.
 
 Corrupt shards. When the manifest gives each shard's record count, every shard is read to
 its end and its count checked: a truncated or corrupt shard stops the input with an error
@@ -14,7 +15,7 @@ logged with the file name and added to ``skipped`` (``on_corrupt='skip'``).
 from __future__ import annotations
 
 import os
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
@@ -211,3 +212,16 @@ def array_dataset(arrays: Tuple, batch_size: int, *, shuffle_seed: Optional[int]
     data = tf.data.Dataset.zip((indices.batch(batch_size), tensors.repeat()))
     data = data.map(lambda i, t: tuple(tf.gather(a, i) for a in t), num_parallel_calls=AUTOTUNE)
     return data.prefetch(AUTOTUNE).with_options(_options(False, default_optimizations=False))
+
+
+def generator_dataset(generator: Callable[[], Iterator[Tuple]], example: Tuple
+                      ) -> tf.data.Dataset:
+    """The batches ``generator()`` yields, made by a tf.data thread ahead of the step.
+
+    What Keras builds for a ``keras.utils.PyDataset`` read by one worker, less its tf.data
+    autotuning model (``array_dataset``). ``example``: one batch, whose shapes and dtypes
+    every batch has.
+    """
+    signature = tuple(tf.TensorSpec(a.shape, tf.as_dtype(a.dtype)) for a in example)
+    data = tf.data.Dataset.from_generator(generator, output_signature=signature)
+    return data.prefetch(AUTOTUNE).with_options(_options(False))

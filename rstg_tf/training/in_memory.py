@@ -3,7 +3,8 @@
 The tf.data trainer (``trainer.py``) is what we ship; this path exists for machines without
 TensorFlow, such as a GPU box with JAX only (``KERAS_BACKEND=jax``): videos are generated
 in memory by the pure-NumPy generator, and ``model.fit`` reads them through a
-``keras.utils.PyDataset``. Same models, same compile (``config.compile_model``), same
+``keras.utils.PyDataset`` (under TensorFlow, through tf.data without its autotuning model:
+``array_inputs``). Same models, same compile (``config.compile_model``), same
 callbacks where they apply (crash-safe checkpoints, BackupAndRestore, ReduceLROnPlateau,
 CSVLogger, TerminateOnNaN): a killed run started again resumes from its last epoch, on
 the batches it would have seen.
@@ -23,50 +24,14 @@ from rstg_tf.data.atomic import atomic_write_text
 from rstg_tf.data.syncmnist import sync_pair_fields
 from rstg_tf.models import build_model
 from rstg_tf.training import checkpoints
+from rstg_tf.training.array_inputs import (ShuffledBatches, array_arguments,
+                                           validation_arguments)
 from rstg_tf.training.config import (TrainConfig, check_resume, common_callbacks,
                                      compile_model, set_precision_policy, steps_per_epoch,
                                      time_limit_fields)
 from rstg_tf.training.pretrain import load_backbone_weights
 from rstg_tf.training.ranking import prediction_fields
 from rstg_tf.training.run_log import read_log
-
-
-class ShuffledBatches(keras.utils.PyDataset):
-    """``steps`` batches per epoch from arrays, in a fresh permutation per pass over them;
-    epochs continue where the last one stopped (so short epochs still see every video).
-    ``epoch``: the first epoch's index (a resumed run's), which fixes its batches."""
-
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, steps: int,
-                 seed: int = 0, epoch: int = 0, **kwargs):
-        super().__init__(**kwargs)
-        if len(x) != len(y) or len(x) < batch_size:
-            raise ValueError(f"need as many labels as clips and at least one batch; got "
-                             f"{len(x)} clips, {len(y)} labels, batch {batch_size}.")
-        self.x, self.y, self.batch_size, self.steps, self.seed = x, y, batch_size, steps, seed
-        self.epoch = epoch
-        self._orders: Dict[int, np.ndarray] = {}
-
-    def __len__(self):
-        return self.steps
-
-    def _order(self, p: int) -> np.ndarray:
-        if p not in self._orders:
-            self._orders = {k: v for k, v in self._orders.items() if k >= p - 1}
-            self._orders[p] = np.random.default_rng([self.seed, p]).permutation(len(self.x))
-        return self._orders[p]
-
-    def indices(self, i: int) -> np.ndarray:
-        start = (self.epoch * self.steps + i) * self.batch_size
-        n = len(self.x)
-        return np.array([self._order(k // n)[k % n]
-                         for k in range(start, start + self.batch_size)])
-
-    def __getitem__(self, i):
-        idx = self.indices(i)
-        return self.x[idx], self.y[idx]
-
-    def on_epoch_end(self):
-        self.epoch += 1
 
 
 def check_in_memory(config: TrainConfig) -> None:
@@ -112,13 +77,15 @@ def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, ...],
     first_epoch = metadata["epoch"] if metadata else 0
     callbacks = [checkpoints.AtomicBackupAndRestore(backup, delete_checkpoint=False),
                  *common_callbacks(config.model_dir, config)]
+    batches = ShuffledBatches(*train, config.batch_size, steps, config.seed,
+                              epoch=first_epoch)
     history = model.fit(
-        ShuffledBatches(*train, config.batch_size, steps, config.seed, epoch=first_epoch),
-        epochs=config.epochs, shuffle=False,     # the batches shuffle themselves, by epoch
-        validation_data=(test[0][:val_videos], test[1][:val_videos]),
-        validation_batch_size=config.batch_size, verbose=config.verbose,
-        callbacks=callbacks)
-    scores = model.evaluate(*test, batch_size=config.batch_size, verbose=0, return_dict=True)
+        **batches.fit_arguments(config.epochs), epochs=config.epochs,
+        **validation_arguments((test[0][:val_videos], test[1][:val_videos]),
+                               config.batch_size),
+        verbose=config.verbose, callbacks=callbacks)
+    scores = model.evaluate(**array_arguments(test, config.batch_size), verbose=0,
+                            return_dict=True)
     result = {"top1": float(scores["top1"]), "top5": float(scores["top5"]),
               "loss": float(scores["loss"]), "num_videos": int(len(test[0])),
               "parameters": int(model.count_params()),
@@ -130,7 +97,7 @@ def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, ...],
               "steps_per_execution": config.steps_per_execution,
               "final_lr": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
               "val_top1": read_log(config.model_dir).get("val_top1", [])}  # restarts too
-    logits = model.predict(test[0], batch_size=config.batch_size, verbose=0)
+    logits = model.predict(**array_arguments(test[:1], config.batch_size), verbose=0)
     result.update(prediction_fields(np.argmax(logits, axis=-1)))
     if test_digits is not None:
         result.update(sync_pair_fields(logits, test_digits, test[1]))

@@ -17,6 +17,7 @@ import keras
 
 from rstg_tf.data.atomic import atomic_path
 from rstg_tf.models import ModelConfig, build_backbone
+from rstg_tf.training.array_inputs import array_arguments
 from rstg_tf.training.single_digits import single_digit_frames
 
 
@@ -58,19 +59,6 @@ def _backbone_model(backbone, config: ModelConfig, frames: int = 1) -> keras.Mod
     return keras.Model(clips, backbone(clips), name="backbone_only")
 
 
-def _fit_data(arrays, batch_size: int, shuffle_seed: Optional[int] = None) -> dict:
-    """``fit`` (with ``shuffle_seed``) or ``evaluate`` keyword arguments for ``(x, y)``:
-    under TensorFlow a tf.data pipeline without the epoch-start stalls of Keras' own
-    (``pipeline.array_dataset``), under other backends the arrays, shuffled by ``fit``."""
-    training = shuffle_seed is not None
-    if keras.backend.backend() == "tensorflow":
-        from rstg_tf.data.pipeline import array_dataset
-        data = {"x": array_dataset(arrays, batch_size, shuffle_seed=shuffle_seed)}
-        return {**data, "shuffle": False} if training else data     # shuffled already
-    data = {"x": arrays[0], "y": arrays[1], "batch_size": batch_size}
-    return {**data, "shuffle": True} if training else data
-
-
 def pretrain_backbone(config: ModelConfig, mnist, path: str, num_images: int = 20000,
                       epochs: int = 2, batch_size: int = 64, learning_rate: float = 1e-3,
                       lr_schedule: str = "constant", seed: int = 0, verbose: int = 1) -> dict:
@@ -106,8 +94,8 @@ def pretrain_backbone(config: ModelConfig, mnist, path: str, num_images: int = 2
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
-    history = model.fit(**_fit_data((x, y), batch_size, seed), epochs=epochs, verbose=verbose)
-    _, test_accuracy = model.evaluate(**_fit_data((x_test, y_test), 256), verbose=0)
+    history = model.fit(**array_arguments((x, y), batch_size, seed), epochs=epochs, verbose=verbose)
+    _, test_accuracy = model.evaluate(**array_arguments((x_test, y_test), 256), verbose=0)
     with atomic_path(path) as tmp:
         _backbone_model(backbone, config).save_weights(tmp, overwrite=True)
     return {"train_accuracy": float(history.history["accuracy"][-1]),
