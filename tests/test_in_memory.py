@@ -157,14 +157,24 @@ def test_in_memory_rows_honour_mixed_precision_and_refuse_distribution(tmp_path)
     assert not (tmp_path / "mirrored").exists()          # refused before writing anything
 
 
-def test_in_memory_run_resumes_from_its_backup_on_the_same_batches(tmp_path):
+def test_in_memory_run_resumes_from_its_backup_on_the_same_batches(tmp_path, monkeypatch):
     """Run again after its first epoch (as a killed run would be), a 2-epoch run resumes
-    at epoch 1 with the weights, optimizer state and batch order of an unbroken run."""
+    at epoch 1 with the weights, optimizer state and batch order of an unbroken run; epoch
+    e trains on the batches of epoch e (Keras' PyDataset path under TF trained on e + 1's)."""
     import csv
 
     from rstg_tf.training.config import TrainConfig
     from rstg_tf.training.in_memory import train_in_memory
     from tests.test_training import TINY
+
+    read = []
+    batch = ShuffledBatches.batch
+
+    def logged(self, i, epoch=None):
+        read.append((self.epoch if epoch is None else epoch, i))
+        return batch(self, i, epoch)
+
+    monkeypatch.setattr(ShuffledBatches, "batch", logged)
 
     rng = np.random.default_rng(0)
     clips = rng.integers(0, 255, (12, 10, 64, 64, 1), dtype=np.uint8)
@@ -178,8 +188,11 @@ def test_in_memory_run_resumes_from_its_backup_on_the_same_batches(tmp_path):
         return train_in_memory(config, (clips, labels), (clips[:8], labels[:8]))
 
     unbroken = run("unbroken", 2)
+    assert read[-4:] == [(0, 0), (0, 1), (1, 0), (1, 1)]
     first = run("resumed", 1)
+    read.clear()
     resumed = run("resumed", 2)
+    assert read[-2:] == [(1, 0), (1, 1)] and all(epoch == 1 for epoch, _ in read)
     assert unbroken["resumed_from_epoch"] == first["resumed_from_epoch"] == 0
     assert resumed["resumed_from_epoch"] == 1 and resumed["epochs_run"] == 2
     assert resumed["val_top1"] == pytest.approx(unbroken["val_top1"], abs=1e-6)

@@ -54,7 +54,9 @@ class ShuffledBatches(keras.utils.PyDataset):
     ``epoch``: the first epoch's index (a resumed run's), which fixes its batches.
 
     Every batch is a function of (``seed``, epoch, step), so a resumed run reads the batches
-    an unbroken run would have. ``fit_arguments`` feeds them to ``fit``."""
+    an unbroken run would have. ``fit_arguments`` feeds them to ``fit``. (Read by Keras as a
+    PyDataset, as under JAX, epoch e gets epoch e + 1's batches: ``fit``'s symbolic build
+    ends one epoch of the PyDataset before the first. Under TensorFlow it gets epoch e's.)"""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, steps: int,
                  seed: int = 0, epoch: int = 0, **kwargs):
