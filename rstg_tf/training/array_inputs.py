@@ -6,14 +6,14 @@ that model's thread: on 2 cores epoch starts stalled for 10-48 s (BUILD.md, Perf
 Here they go through pipelines without it (``rstg_tf.data.pipeline``). Other backends get
 the arrays or the PyDataset as they are: Keras reads those without tf.data.
 
-    model.fit(**ShuffledBatches(x, y, 16, steps).fit_arguments(epochs), epochs=epochs,
-              **validation_arguments((x_val, y_val), 16))
+    model.fit(**ShuffledBatches(x, y, 16, steps).fit_arguments(epochs, callbacks),
+              epochs=epochs, **validation_arguments((x_val, y_val), 16))
     model.evaluate(**array_arguments((x_test, y_test), 16))
 """
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
@@ -54,9 +54,8 @@ class ShuffledBatches(keras.utils.PyDataset):
     ``epoch``: the first epoch's index (a resumed run's), which fixes its batches.
 
     Every batch is a function of (``seed``, epoch, step), so a resumed run reads the batches
-    an unbroken run would have. ``fit_arguments`` feeds them to ``fit``. (Read by Keras as a
-    PyDataset, as under JAX, epoch e gets epoch e + 1's batches: ``fit``'s symbolic build
-    ends one epoch of the PyDataset before the first. Under TensorFlow it gets epoch e's.)"""
+    an unbroken run would have. ``fit_arguments`` feeds them to ``fit`` so that its epoch e
+    reads epoch e's batches on every backend."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, steps: int,
                  seed: int = 0, epoch: int = 0, **kwargs):
@@ -95,13 +94,20 @@ class ShuffledBatches(keras.utils.PyDataset):
     def on_epoch_end(self):
         self.epoch += 1
 
-    def fit_arguments(self, epochs: int) -> dict:
-        """``fit`` keyword arguments that train on these batches from ``self.epoch`` up to
-        ``epochs``. Under TensorFlow, one pipeline over all of those epochs' batches
+    def fit_arguments(self, epochs: int, callbacks: Sequence[keras.callbacks.Callback] = ()
+                      ) -> dict:
+        """``fit`` keyword arguments (``callbacks`` among them) that train on these batches
+        from ``self.epoch`` up to ``epochs``.
+
+        Under TensorFlow, one pipeline over all of those epochs' batches
         (``generator_dataset``) with ``steps_per_epoch``: Keras then keeps one iterator for
-        the whole fit and deletes none between epochs."""
+        the whole fit and deletes none between epochs. Other backends read this PyDataset,
+        and a callback sets ``epoch`` to ``fit``'s as each epoch begins: counting
+        ``on_epoch_end`` alone is one ahead, as ``fit``'s symbolic build ends a PyDataset
+        epoch before the first."""
         if not _tensorflow():
-            return {"x": self, "shuffle": False}    # the batches shuffle themselves, by epoch
+            return {"x": self, "shuffle": False,    # the batches shuffle themselves, by epoch
+                    "callbacks": [*callbacks, _FollowFitEpochs(self)]}
         from rstg_tf.data.pipeline import generator_dataset
         first = self.epoch
 
@@ -111,4 +117,15 @@ class ShuffledBatches(keras.utils.PyDataset):
                     yield self.batch(i, epoch)
 
         return {"x": generator_dataset(every_batch, self.batch(0, first)),
-                "steps_per_epoch": self.steps, "shuffle": False}
+                "steps_per_epoch": self.steps, "shuffle": False, "callbacks": list(callbacks)}
+
+
+class _FollowFitEpochs(keras.callbacks.Callback):
+    """Sets a ``ShuffledBatches``' epoch to ``fit``'s (a resumed run's too) as it begins."""
+
+    def __init__(self, batches: ShuffledBatches):
+        super().__init__()
+        self._batches = batches
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._batches.epoch = epoch

@@ -80,10 +80,10 @@ def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, ...],
     batches = ShuffledBatches(*train, config.batch_size, steps, config.seed,
                               epoch=first_epoch)
     history = model.fit(
-        **batches.fit_arguments(config.epochs), epochs=config.epochs,
+        **batches.fit_arguments(config.epochs, callbacks), epochs=config.epochs,
         **validation_arguments((test[0][:val_videos], test[1][:val_videos]),
                                config.batch_size),
-        verbose=config.verbose, callbacks=callbacks)
+        verbose=config.verbose)
     scores = model.evaluate(**array_arguments(test, config.batch_size), verbose=0,
                             return_dict=True)
     result = {"top1": float(scores["top1"]), "top5": float(scores["top5"]),
