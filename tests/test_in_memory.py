@@ -66,7 +66,7 @@ def test_shuffled_batches_under_tensorflow_are_one_pipeline_of_every_epoch_witho
     expected = [batches.batch(i, epoch) for epoch in (1, 2, 3) for i in (0, 1)]
     assert read == [(xb[:, 0].tolist(), yb.tolist()) for xb, yb in expected]
     fresh = ShuffledBatches(x, np.arange(10), batch_size=4, steps=2, seed=1)
-    fresh.on_epoch_end()                      # what Keras does after epoch 0
+    fresh.on_epoch_end()                      # the PyDataset, iterated by hand: epoch 1
     assert [yb.tolist() for _, yb in (fresh[0], fresh[1])] == [r[1] for r in read[:2]]
 
 

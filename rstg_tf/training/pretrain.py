@@ -94,7 +94,8 @@ def pretrain_backbone(config: ModelConfig, mnist, path: str, num_images: int = 2
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
-    history = model.fit(**array_arguments((x, y), batch_size, seed), epochs=epochs, verbose=verbose)
+    history = model.fit(**array_arguments((x, y), batch_size, seed), epochs=epochs,
+                        verbose=verbose)
     _, test_accuracy = model.evaluate(**array_arguments((x_test, y_test), 256), verbose=0)
     with atomic_path(path) as tmp:
         _backbone_model(backbone, config).save_weights(tmp, overwrite=True)
