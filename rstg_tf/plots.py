@@ -11,7 +11,8 @@ from rstg_tf.data.atomic import atomic_write_bytes
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _COLOURS = [(180, 119, 31), (14, 127, 255), (44, 160, 44), (40, 39, 214), (189, 103, 148),
-            (75, 86, 140), (194, 119, 227), (127, 127, 127)]   # BGR, matplotlib's tab10
+            (75, 86, 140), (194, 119, 227), (127, 127, 127), (34, 189, 188),
+            (207, 190, 23)]   # BGR, matplotlib's tab10
 _INK, _GRID = (30, 30, 30), (225, 225, 225)
 
 
@@ -48,10 +49,13 @@ def _axes(image, box, y_lo, y_hi, y_label, ticks=5):
 
 def line_chart(series: Dict[str, Sequence[float]], path: str, title: str,
                x_label: str = "epoch", y_label: str = "",
-               x_values: Optional[Sequence] = None) -> str:
+               x_values: Optional[Sequence] = None, legend_outside: bool = False) -> str:
     """One line per named series over x = 1..n (labelled ``x_values`` if given); writes
-    ``path`` (PNG). Non-finite values (NaN for "not measured") are left out of a line."""
-    image, box = _frame(title)
+    ``path`` (PNG). Non-finite values (NaN for "not measured") are left out of a line.
+    ``legend_outside``: the names go in a column right of the plot (many series)."""
+    image, box = _frame(title, (1120, 560) if legend_outside else (900, 560))
+    if legend_outside:
+        box = (box[0], box[1], box[2] - 220, box[3])
     values = [v for s in series.values() for v in s if np.isfinite(v)]
     if not values:
         raise ValueError("line_chart needs at least one finite value.")
@@ -69,7 +73,8 @@ def line_chart(series: Dict[str, Sequence[float]], path: str, title: str,
         cv2.polylines(image, [pts], False, colour, 2, cv2.LINE_AA)
         for p in pts[:, 0]:
             cv2.circle(image, tuple(int(c) for c in p), 3, colour, -1, cv2.LINE_AA)
-        _put(image, name, (x1 - 200, y0 + 20 + 18 * k), 0.45, colour)
+        _put(image, name, (x1 + 15 if legend_outside else x1 - 200, y0 + 20 + 18 * k), 0.45,
+             colour)
     for i in range(longest):
         x = x0 + (x1 - x0) * (i / max(longest - 1, 1))
         _put(image, x_values[i] if x_values is not None else i + 1, (x - 4, y1 + 18), 0.4)

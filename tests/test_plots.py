@@ -18,3 +18,19 @@ def test_bar_chart_draws_reference_levels_at_their_values(tmp_path):
     # is row 275. Look left of the label, where only the dashes differ.
     differs = np.flatnonzero((with_level != without).any(axis=2)[:, 80:400].any(axis=1))
     assert differs.size and abs(differs.min() - 275) <= 1 and differs.max() - 275 <= 1
+
+
+def test_line_chart_legend_outside_keeps_names_off_the_lines(tmp_path):
+    path = str(tmp_path / "lines.png")
+    series = {f"s{k}": [float(k), k + 1.0, k + 2.0] for k in range(10)}
+    plots.line_chart(series, path, "t", legend_outside=True)
+    image = cv2.imread(path)
+    assert image.shape[1] == 1120
+    # The plot box ends 220 + 30 pixels from the right; the names lie right of it, in ten
+    # distinct colours (the palette no longer repeats within ten series).
+    legend = image[50:260, 1120 - 240:].reshape(-1, 1, 3).astype(int)
+    colours = np.array(plots._COLOURS)
+    near = (np.abs(legend - colours[None]).max(axis=2) <= 12).any(axis=0)   # anti-aliased text
+    assert len({tuple(c) for c in plots._COLOURS}) == 10 and near.all()
+    plots.line_chart(series, path, "t")
+    assert cv2.imread(path).shape[1] == 900

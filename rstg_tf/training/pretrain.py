@@ -54,7 +54,9 @@ def _check_schedule(lr_schedule: str) -> None:
                          f"{LR_SCHEDULES}.")
 
 
-def _backbone_model(backbone, config: ModelConfig, frames: int = 1) -> keras.Model:
+def backbone_model(backbone, config: ModelConfig, frames: int = 1) -> keras.Model:
+    """``backbone`` alone as a model of uint8 clips [B, frames, H, W, C] -> feature maps:
+    the layout its ``.weights.h5`` files are saved and loaded in."""
     clips = keras.Input((frames, *config.frame_size, config.channels), dtype="uint8")
     return keras.Model(clips, backbone(clips), name="backbone_only")
 
@@ -98,7 +100,7 @@ def pretrain_backbone(config: ModelConfig, mnist, path: str, num_images: int = 2
                         verbose=verbose)
     _, test_accuracy = model.evaluate(**array_arguments((x_test, y_test), 256), verbose=0)
     with atomic_path(path) as tmp:
-        _backbone_model(backbone, config).save_weights(tmp, overwrite=True)
+        backbone_model(backbone, config).save_weights(tmp, overwrite=True)
     return {"train_accuracy": float(history.history["accuracy"][-1]),
             "test_accuracy": float(test_accuracy),
             "final_learning_rate": float(model.optimizer.learning_rate), "path": path}
@@ -112,7 +114,7 @@ def load_backbone_weights(model: keras.Model, path: str, config: ModelConfig,
                                 f"python -m train.pretrain --output={path}.")
     backbone = model.get_layer("backbone")
     try:
-        _backbone_model(backbone, config).load_weights(path)
+        backbone_model(backbone, config).load_weights(path)
     except ValueError as e:
         raise ValueError(f"backbone weights {path} do not fit this backbone "
                          f"(num_filters={config.num_filters}): {e}") from None

@@ -1,0 +1,125 @@
+"""Motion-blind probes of a frozen backbone (``python -m train.probe``), at tiny sizes."""
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from rstg_tf.data import syncmnist_records
+from rstg_tf.data.syncmnist import SyncMnistConfig
+from rstg_tf.models import ModelConfig, build_backbone
+from rstg_tf.training.feature_probe import (PROBES, motion_blind_optimum, node_features,
+                                            run_probe)
+from rstg_tf.training.pretrain import backbone_model
+from tests.helpers import run_python
+from tests.syncmnist_fixtures import write_fake_npz
+
+CONFIG = ModelConfig(num_filters=4)
+
+
+@pytest.fixture(scope="module")
+def probe_inputs(tmp_path_factory):
+    """A tiny 3SyncMNIST shard set and random weights for a 4-filter backbone."""
+    root = tmp_path_factory.mktemp("probe")
+    mnist = write_fake_npz(root / "mnist.npz")
+    data_dir = str(root / "sync3")
+    for split, count in (("train", 12), ("test", 8)):
+        syncmnist_records.make_split(data_dir, split, SyncMnistConfig(num_digits=3),
+                                     num_videos=count, num_shards=1, mnist_source=mnist,
+                                     expected_counts=None, verbose=False)
+    weights = str(root / "backbone4.weights.h5")
+    backbone_model(build_backbone(CONFIG), CONFIG).save_weights(weights)
+    return data_dir, weights
+
+
+def test_node_features_are_the_time_mean_of_the_graph_node_inputs(probe_inputs):
+    data_dir, weights = probe_inputs
+    batches = list(syncmnist_records.dataset(data_dir, "train", 5))
+    features, labels = node_features(batches, CONFIG, weights, 12, verbose=0)
+    assert features.shape == (12, 14, 4) and features.dtype == np.float32
+    np.testing.assert_array_equal(labels, np.concatenate([y for _, y in batches]))
+    backbone = build_backbone(CONFIG)
+    extractor = backbone_model(backbone, CONFIG, frames=10)
+    extractor.load_weights(weights)
+    maps = np.concatenate([extractor.predict_on_batch(x) for x, _ in batches]).mean(axis=1)
+    assert maps.shape == (12, 6, 6, 4) and np.abs(maps).max() > 0
+    # Node 0: the 3x3 scale's top-left cell (2x2 of the 6x6 map); node 9: the 2x2 scale's
+    # top-left (3x3 of the map); node 13: the 1x1 scale (the whole map).
+    np.testing.assert_allclose(features[:, 0], maps[:, :2, :2].mean(axis=(1, 2)), rtol=1e-5,
+                               atol=1e-5)
+    np.testing.assert_allclose(features[:, 9], maps[:, :3, :3].mean(axis=(1, 2)), rtol=1e-5,
+                               atol=1e-5)
+    np.testing.assert_allclose(features[:, 13], maps.mean(axis=(1, 2)), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="no clips"):
+        node_features([], CONFIG, weights, 0, verbose=0)
+
+
+@pytest.mark.parametrize("kind", sorted(PROBES))
+def test_probe_learns_classes_its_features_carry(kind):
+    rng = np.random.default_rng(0)
+
+    def split(count):
+        labels = rng.integers(0, 4, count)
+        features = rng.normal(size=(count, 14, 8)).astype(np.float32)
+        features[np.arange(count), :, labels] += 3.0      # the class is in every node
+        return features, labels
+
+    history = run_probe(kind, split(256), split(64), num_classes=46, epochs=4,
+                        steps_per_epoch=16, batch_size=16, learning_rate=3e-3)
+    assert set(history) >= {"loss", "top1", "top5", "val_loss", "val_top1", "val_top5"}
+    assert all(len(v) == 4 for v in history.values())
+    assert history["val_loss"][-1] < history["val_loss"][0] < math.log(46)
+    assert history["val_top1"][-1] > 0.9
+
+
+def test_motion_blind_optimum_and_unknown_probe():
+    assert motion_blind_optimum(3) == pytest.approx({"top1": 1 / 3, "loss": math.log(3)})
+    assert motion_blind_optimum(5) == pytest.approx({"top1": 0.1, "loss": math.log(10)})
+    x, y = np.zeros((16, 14, 2), np.float32), np.zeros(16, np.int64)
+    with pytest.raises(ValueError, match="unknown probe 'lstm'"):
+        run_probe("lstm", (x, y), (x, y), 46, 1, 1)
+
+
+def test_probe_program_writes_json_and_plot(tmp_path, probe_inputs):
+    data_dir, weights = probe_inputs
+    rows = tmp_path / "table"
+    (rows / "rstg_all_temp").mkdir(parents=True)
+    (rows / "rstg_all_temp" / "log.csv").write_text(
+        "epoch,loss,val_loss,val_top1\n0,3.8,3.7,0.05\n1,3.5,3.4,0.125\n")
+    output = str(tmp_path / "out" / "probe.json")
+    result = run_python(["-m", "train.probe", f"--data_dir={data_dir}", "--num_filters=4",
+                         f"--backbone_weights={weights}", f"--rows_dir={rows}",
+                         f"--output={output}", "--epochs=2", "--steps_per_epoch=3",
+                         "--batch_size=4", "--max_videos=10", "--verbose=0"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.load(open(output))
+    assert report["num_digits"] == 3 and report["train_videos"] == 10
+    assert report["val_videos"] == 8
+    assert report["motion_blind_optimum"] == pytest.approx({"top1": 1 / 3,
+                                                            "loss": math.log(3)})
+    assert sorted(report["probes"]) == ["mean", "nodes"]
+    for history in report["probes"].values():
+        assert len(history["val_top1"]) == 2 and np.isfinite(history["val_loss"]).all()
+    assert report["rows_val_top1"] == {"rstg_all_temp": [5.0, 12.5]}
+    assert os.path.getsize(report["files"]["png"]) > 0
+    assert "probe nodes: val top-1" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--backbone_weights=/nonexistent.weights.h5"], "does not exist"),
+    (["--output=probe.txt"], "must name a .json file"),
+    (["--probes=lstm"], "probes"),
+    (["--rows_dir=/nonexistent"], "does not exist"),
+])
+def test_probe_program_bad_input_is_one_line_exit_2(tmp_path, probe_inputs, args, message):
+    data_dir, weights = probe_inputs
+    base = {"--data_dir": data_dir, "--backbone_weights": weights,
+            "--output": str(tmp_path / "p.json"), "--num_filters": "4"}
+    base.update(a.split("=", 1) for a in args)
+    result = run_python(["-m", "train.probe", *(f"{k}={v}" for k, v in base.items())])
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors and message in errors[0] and "Traceback" not in result.stderr
+    assert not os.path.exists(tmp_path / "p.json")
