@@ -49,18 +49,24 @@ def _axes(image, box, y_lo, y_hi, y_label, ticks=5):
 
 def line_chart(series: Dict[str, Sequence[float]], path: str, title: str,
                x_label: str = "epoch", y_label: str = "",
-               x_values: Optional[Sequence] = None, legend_outside: bool = False) -> str:
+               x_values: Optional[Sequence] = None, legend_outside: bool = False,
+               levels: Optional[Dict[str, float]] = None) -> str:
     """One line per named series over x = 1..n (labelled ``x_values`` if given); writes
     ``path`` (PNG). Non-finite values (NaN for "not measured") are left out of a line.
-    ``legend_outside``: the names go in a column right of the plot (many series)."""
+    ``legend_outside``: the names go in a column right of the plot (many series).
+    ``levels`` maps a label to a value drawn as a dashed reference line."""
     image, box = _frame(title, (1120, 560) if legend_outside else (900, 560))
     if legend_outside:
         box = (box[0], box[1], box[2] - 220, box[3])
+    levels = levels or {}
     values = [v for s in series.values() for v in s if np.isfinite(v)]
     if not values:
         raise ValueError("line_chart needs at least one finite value.")
+    values += list(levels.values())
     lo, hi = min(values), max(values)
     lo, hi = (lo - 0.5, hi + 0.5) if hi == lo else (lo, hi)
+    if levels and max(levels.values()) >= hi:
+        hi += 0.05 * (hi - lo)            # a level at the top stays clear of the frame
     _axes(image, box, lo, hi, y_label)
     x0, y0, x1, y1 = box
     longest = max(len(s) for s in series.values())
@@ -79,13 +85,16 @@ def line_chart(series: Dict[str, Sequence[float]], path: str, title: str,
         x = x0 + (x1 - x0) * (i / max(longest - 1, 1))
         _put(image, x_values[i] if x_values is not None else i + 1, (x - 4, y1 + 18), 0.4)
     _put(image, x_label, ((x0 + x1) / 2 - 20, y1 + 40), 0.45)
+    for label, value in levels.items():
+        _dashed_level(image, box, hi, value, label, bottom=lo)
     return _save(image, path)
 
 
-def _dashed_level(image, box, top, value, label):
-    """A dashed horizontal line at ``value`` across the plot box, labelled at the right."""
+def _dashed_level(image, box, top, value, label, bottom=0.0):
+    """A dashed horizontal line at ``value`` across the plot box (y from ``bottom`` to
+    ``top``), labelled at the right."""
     x0, y0, x1, y1 = box
-    y = int(y1 - (y1 - y0) * min(value, top) / top)
+    y = int(y1 - (y1 - y0) * (min(value, top) - bottom) / (top - bottom))
     for x in range(x0, x1, 12):
         cv2.line(image, (x, y), (min(x + 6, x1), y), _INK, 1)
     _put(image, label, (x1 - 8 * len(label) - 6, y - 5), 0.4)

@@ -10,8 +10,8 @@ import pytest
 from rstg_tf.data import syncmnist_records
 from rstg_tf.data.syncmnist import SyncMnistConfig
 from rstg_tf.models import ModelConfig, build_backbone
-from rstg_tf.training.feature_probe import (PROBES, motion_blind_optimum, node_features,
-                                            run_probe)
+from rstg_tf.training.feature_probe import (PROBES, backbone_maps, motion_blind_optimum,
+                                            probe_inputs, run_probe)
 from rstg_tf.training.pretrain import backbone_model
 from tests.helpers import run_python
 from tests.syncmnist_fixtures import write_fake_npz
@@ -20,7 +20,7 @@ CONFIG = ModelConfig(num_filters=4)
 
 
 @pytest.fixture(scope="module")
-def probe_inputs(tmp_path_factory):
+def tiny_set(tmp_path_factory):
     """A tiny 3SyncMNIST shard set and random weights for a 4-filter backbone."""
     root = tmp_path_factory.mktemp("probe")
     mnist = write_fake_npz(root / "mnist.npz")
@@ -34,26 +34,35 @@ def probe_inputs(tmp_path_factory):
     return data_dir, weights
 
 
-def test_node_features_are_the_time_mean_of_the_graph_node_inputs(probe_inputs):
-    data_dir, weights = probe_inputs
+def test_probe_inputs_are_the_backbone_maps_as_each_probe_reads_them(tiny_set):
+    data_dir, weights = tiny_set
     batches = list(syncmnist_records.dataset(data_dir, "train", 5))
-    features, labels = node_features(batches, CONFIG, weights, 12, verbose=0)
-    assert features.shape == (12, 14, 4) and features.dtype == np.float32
+    maps, labels = backbone_maps(batches, CONFIG, weights, 12, verbose=0)
+    assert maps.shape == (12, 10, 6, 6, 4) and maps.dtype == np.float16
     np.testing.assert_array_equal(labels, np.concatenate([y for _, y in batches]))
-    backbone = build_backbone(CONFIG)
-    extractor = backbone_model(backbone, CONFIG, frames=10)
+    extractor = backbone_model(build_backbone(CONFIG), CONFIG, frames=10)
     extractor.load_weights(weights)
-    maps = np.concatenate([extractor.predict_on_batch(x) for x, _ in batches]).mean(axis=1)
-    assert maps.shape == (12, 6, 6, 4) and np.abs(maps).max() > 0
-    # Node 0: the 3x3 scale's top-left cell (2x2 of the 6x6 map); node 9: the 2x2 scale's
-    # top-left (3x3 of the map); node 13: the 1x1 scale (the whole map).
-    np.testing.assert_allclose(features[:, 0], maps[:, :2, :2].mean(axis=(1, 2)), rtol=1e-5,
-                               atol=1e-5)
-    np.testing.assert_allclose(features[:, 9], maps[:, :3, :3].mean(axis=(1, 2)), rtol=1e-5,
-                               atol=1e-5)
-    np.testing.assert_allclose(features[:, 13], maps.mean(axis=(1, 2)), rtol=1e-5, atol=1e-5)
+    exact = np.concatenate([extractor.predict_on_batch(x) for x, _ in batches])
+    assert np.abs(exact).max() > 0
+    np.testing.assert_allclose(maps, exact, rtol=1e-3, atol=1e-3)     # float16 storage
+    # nodes (and mean): the time-mean map area-pooled into the graph's nodes. Node 0: the
+    # 3x3 scale's top-left cell (2x2 of the 6x6 map); node 9: the 2x2 scale's top-left
+    # (3x3 of the map); node 13: the 1x1 scale (the whole map).
+    nodes = probe_inputs("nodes", maps, CONFIG)
+    mean = maps.astype(np.float32).mean(axis=1)
+    assert nodes.shape == (12, 14, 4) and nodes.dtype == np.float32
+    np.testing.assert_array_equal(probe_inputs("mean", maps, CONFIG), nodes)
+    for node, cells in ((0, mean[:, :2, :2]), (9, mean[:, :3, :3]), (13, mean)):
+        np.testing.assert_allclose(nodes[:, node], cells.mean(axis=(1, 2)), rtol=1e-5,
+                                   atol=1e-5)
+    # cells: every frame's cells, frame by frame, row-major.
+    cells = probe_inputs("cells", maps, CONFIG)
+    assert cells.shape == (12, 360, 4)
+    np.testing.assert_array_equal(cells[:, 36 * 3 + 6 * 2 + 5], maps[:, 3, 2, 5])
     with pytest.raises(ValueError, match="no clips"):
-        node_features([], CONFIG, weights, 0, verbose=0)
+        backbone_maps([], CONFIG, weights, 0, verbose=0)
+    with pytest.raises(ValueError, match="unknown probe 'lstm'"):
+        probe_inputs("lstm", maps, CONFIG)
 
 
 @pytest.mark.parametrize("kind", sorted(PROBES))
@@ -62,7 +71,7 @@ def test_probe_learns_classes_its_features_carry(kind):
 
     def split(count):
         labels = rng.integers(0, 4, count)
-        features = rng.normal(size=(count, 14, 8)).astype(np.float32)
+        features = rng.normal(size=(count, 14, 8)).astype(np.float16)  # as stored
         features[np.arange(count), :, labels] += 3.0      # the class is in every node
         return features, labels
 
@@ -82,8 +91,8 @@ def test_motion_blind_optimum_and_unknown_probe():
         run_probe("lstm", (x, y), (x, y), 46, 1, 1)
 
 
-def test_probe_program_writes_json_and_plot(tmp_path, probe_inputs):
-    data_dir, weights = probe_inputs
+def test_probe_program_writes_json_and_plot(tmp_path, tiny_set):
+    data_dir, weights = tiny_set
     rows = tmp_path / "table"
     (rows / "rstg_all_temp").mkdir(parents=True)
     (rows / "rstg_all_temp" / "log.csv").write_text(
@@ -99,7 +108,7 @@ def test_probe_program_writes_json_and_plot(tmp_path, probe_inputs):
     assert report["val_videos"] == 8
     assert report["motion_blind_optimum"] == pytest.approx({"top1": 1 / 3,
                                                             "loss": math.log(3)})
-    assert sorted(report["probes"]) == ["mean", "nodes"]
+    assert sorted(report["probes"]) == ["cells", "mean", "nodes"]
     for history in report["probes"].values():
         assert len(history["val_top1"]) == 2 and np.isfinite(history["val_loss"]).all()
     assert report["rows_val_top1"] == {"rstg_all_temp": [5.0, 12.5]}
@@ -113,8 +122,8 @@ def test_probe_program_writes_json_and_plot(tmp_path, probe_inputs):
     (["--probes=lstm"], "probes"),
     (["--rows_dir=/nonexistent"], "does not exist"),
 ])
-def test_probe_program_bad_input_is_one_line_exit_2(tmp_path, probe_inputs, args, message):
-    data_dir, weights = probe_inputs
+def test_probe_program_bad_input_is_one_line_exit_2(tmp_path, tiny_set, args, message):
+    data_dir, weights = tiny_set
     base = {"--data_dir": data_dir, "--backbone_weights": weights,
             "--output": str(tmp_path / "p.json"), "--num_filters": "4"}
     base.update(a.split("=", 1) for a in args)

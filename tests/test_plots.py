@@ -34,3 +34,18 @@ def test_line_chart_legend_outside_keeps_names_off_the_lines(tmp_path):
     assert len({tuple(c) for c in plots._COLOURS}) == 10 and near.all()
     plots.line_chart(series, path, "t")
     assert cv2.imread(path).shape[1] == 900
+
+
+def test_line_chart_draws_reference_levels_at_their_values(tmp_path):
+    path = str(tmp_path / "lines.png")
+    plots.line_chart({"a": [0.0, 10.0]}, path, "t", levels={"half": 5.0})
+    with_level = cv2.imread(path)
+    plots.line_chart({"a": [0.0, 10.0]}, path, "t")
+    without = cv2.imread(path)
+    # Plot box y0=50 .. y1=500 for values 0 .. 10: 5 is row 275. Left of the label, where
+    # only the dashes differ (the line is far below row 275 there).
+    differs = np.flatnonzero((with_level != without).any(axis=2)[:, 80:400].any(axis=1))
+    assert differs.size and abs(differs.min() - 275) <= 1 and differs.max() - 275 <= 1
+    # A level outside the series' range widens the axis to show it.
+    plots.line_chart({"a": [0.0, 10.0]}, path, "t", levels={"high": 20.0})
+    assert not np.array_equal(cv2.imread(path), with_level)

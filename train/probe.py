@@ -4,9 +4,9 @@
       --backbone_weights=runs/table3_quick/backbone32_60000x2_cosine0.002.weights.h5 \\
       --rows_dir=runs/table3_quick --output=runs/table3_quick/probe.json
 
-How far the backbone's features go for a classifier that cannot see motion (each clip is
-the time-mean of RSTG's node inputs; ``rstg_tf.training.feature_probe``), trained with the
-quick budget's steps, beside the motion-blind optimum (1/C(D,2) top-1 at loss ln C(D,2)).
+How far the backbone's features go for classifiers that cannot see motion (frame order is
+gone from what they read; ``rstg_tf.training.feature_probe``), trained with the quick
+budget's steps, beside the motion-blind optimum (1/C(D,2) top-1 at loss ln C(D,2)).
 A Table 1 row at or under the probes has not learned motion. Writes the JSON (per-epoch
 history of each probe, the optimum) and a PNG of val top-1 per epoch beside it; with
 ``--rows_dir``, each row's val top-1 (from its log.csv) is drawn too.
@@ -25,7 +25,8 @@ flags.DEFINE_integer("num_filters", 512, "Backbone width (must match the weights
                      lower_bound=1)
 # rstg_tf.training.feature_probe.PROBES, spelled out so that parsing flags does not load
 # Keras; keep the two in step.
-flags.DEFINE_multi_enum("probes", ["mean", "nodes"], ["mean", "nodes"], "Probes to train.")
+flags.DEFINE_multi_enum("probes", ["mean", "nodes", "cells"], ["mean", "nodes", "cells"],
+                        "Probes to train.")
 flags.DEFINE_integer("epochs", 7, "Epochs (the quick budget's).", lower_bound=1)
 flags.DEFINE_integer("steps_per_epoch", 300, "Steps per epoch (the quick budget's).",
                      lower_bound=1)
@@ -43,7 +44,7 @@ flags.mark_flags_as_required(["data_dir", "backbone_weights", "output"])
 
 def _split_features(f, split, config):
     from rstg_tf.data import pipeline, syncmnist_records
-    from rstg_tf.training.feature_probe import node_features
+    from rstg_tf.training.feature_probe import backbone_maps
 
     _, counts, _ = pipeline.split_files(f.data_dir, split)
     count = min(sum(counts), f.max_videos or sum(counts))
@@ -52,7 +53,7 @@ def _split_features(f, split, config):
     data = data.unbatch().take(count).batch(64).map(lambda x, y, d: (x, y))
     if f.verbose:
         print(f"{split}: features of {count} clips")
-    return node_features(data, config, f.backbone_weights, count, f.verbose), num_digits
+    return backbone_maps(data, config, f.backbone_weights, count, f.verbose), num_digits
 
 
 def _rows_curves(rows_dir):
@@ -79,7 +80,7 @@ def main(argv):
     from rstg_tf import plots
     from rstg_tf.data.atomic import atomic_write_text
     from rstg_tf.models import ModelConfig
-    from rstg_tf.training.feature_probe import motion_blind_optimum, run_probe
+    from rstg_tf.training.feature_probe import motion_blind_optimum, probe_inputs, run_probe
 
     config = ModelConfig(num_filters=f.num_filters)
     train, num_digits = _split_features(f, "train", config)
@@ -92,8 +93,10 @@ def main(argv):
                "batch_size": f.batch_size, "learning_rate": f.learning_rate,
                "motion_blind_optimum": optimum, "probes": {}}
     for kind in dict.fromkeys(f.probes):
-        history = run_probe(kind, train, val, config.num_classes, f.epochs, f.steps_per_epoch,
-                            f.batch_size, f.learning_rate, f.seed, verbose=f.verbose)
+        history = run_probe(kind, (probe_inputs(kind, train[0], config), train[1]),
+                            (probe_inputs(kind, val[0], config), val[1]), config.num_classes,
+                            f.epochs, f.steps_per_epoch, f.batch_size, f.learning_rate,
+                            f.seed, verbose=f.verbose)
         results["probes"][kind] = history
         print(f"probe {kind}: val top-1 {100 * history['val_top1'][-1]:.1f}%, val loss "
               f"{history['val_loss'][-1]:.3f} after {f.epochs} x {f.steps_per_epoch} steps "
@@ -101,7 +104,6 @@ def main(argv):
     series = {f"probe {k}": [100 * v for v in h["val_top1"]]
               for k, h in results["probes"].items()}
     series.update(rows)
-    series["motion-blind optimum"] = [100 * optimum["top1"]] * max(map(len, series.values()))
     png = f.output[:-len(".json")] + ".png"
     results["rows_val_top1"] = rows
     results["files"] = {"json": f.output, "png": png}
@@ -109,7 +111,9 @@ def main(argv):
     plots.line_chart(series, png, f"Val top-1: motion-blind probes of the frozen "
                      f"{f.num_filters}-filter backbone ({num_digits} digits)",
                      x_label=f"epoch ({f.steps_per_epoch} steps of {f.batch_size})",
-                     y_label="val top-1 %", legend_outside=True)
+                     y_label="val top-1 %", legend_outside=True,
+                     levels={f"motion-blind optimum {100 * optimum['top1']:.1f} %":
+                             100 * optimum["top1"]})
     atomic_write_text(f.output, json.dumps(results, indent=1) + "\n")
     print(json.dumps({"files": results["files"]}))
 
