@@ -65,6 +65,18 @@ def test_probe_inputs_are_the_backbone_maps_as_each_probe_reads_them(tiny_set):
         probe_inputs("lstm", maps, CONFIG)
 
 
+def test_features_beyond_float16_are_refused(tmp_path, tiny_set):
+    data_dir, weights = tiny_set
+    model = backbone_model(build_backbone(CONFIG), CONFIG)
+    model.load_weights(weights)
+    model.set_weights([w * 100.0 for w in model.get_weights()])     # ~1e6 x the features
+    huge = str(tmp_path / "huge.weights.h5")
+    model.save_weights(huge)
+    with pytest.raises(ValueError, match="float16"):
+        backbone_maps(syncmnist_records.dataset(data_dir, "test", 4), CONFIG, huge, 8,
+                      verbose=0)
+
+
 @pytest.mark.parametrize("kind", sorted(PROBES))
 def test_probe_learns_classes_its_features_carry(kind):
     rng = np.random.default_rng(0)

@@ -103,7 +103,11 @@ def backbone_maps(frames_and_labels, config: ModelConfig, weights_path: str,
     bar = keras.utils.Progbar(num_videos, verbose=verbose, unit_name="video")
     maps, labels = [], []
     for frames, label in frames_and_labels:
-        maps.append(np.asarray(extractor.predict_on_batch(frames)).astype(np.float16))
+        batch = np.asarray(extractor.predict_on_batch(frames))
+        if not (np.isfinite(batch).all() and np.abs(batch).max() <= 65504):
+            raise ValueError(f"the backbone's features ({weights_path}) are not finite or "
+                             "exceed float16's range (65504).")
+        maps.append(batch.astype(np.float16))
         labels.append(np.asarray(label))
         bar.add(len(labels[-1]))
     if not maps:
@@ -111,23 +115,27 @@ def backbone_maps(frames_and_labels, config: ModelConfig, weights_path: str,
     return np.concatenate(maps), np.concatenate(labels)
 
 
-def probe_inputs(kind: str, maps: np.ndarray, config: ModelConfig) -> np.ndarray:
-    """What probe ``kind`` reads from ``maps`` [V, T, H, W, C]."""
+def _probe(kind: str):
     if kind not in PROBES:
         raise ValueError(f"unknown probe {kind!r}; expected one of {sorted(PROBES)}.")
-    return PROBES[kind][1](maps, config)
+    return PROBES[kind]
+
+
+def probe_inputs(kind: str, maps: np.ndarray, config: ModelConfig) -> np.ndarray:
+    """What probe ``kind`` reads from ``maps`` [V, T, H, W, C]."""
+    return _probe(kind)[1](maps, config)
 
 
 def run_probe(kind: str, train: Tuple[np.ndarray, np.ndarray],
               val: Tuple[np.ndarray, np.ndarray], num_classes: int, epochs: int,
               steps_per_epoch: int, batch_size: int = 16, learning_rate: float = 1e-3,
               seed: int = 0, verbose: int = 0) -> Dict[str, list]:
-    """Trains probe ``kind`` (Adam) on ``train`` (``probe_inputs``, labels); returns its per-epoch history
-    (loss, top1, top5, val_loss, val_top1, val_top5)."""
-    if kind not in PROBES:
-        raise ValueError(f"unknown probe {kind!r}; expected one of {sorted(PROBES)}.")
+    """Trains probe ``kind`` (Adam) on ``train`` = (its ``probe_inputs``, labels), validated
+    on ``val``; returns the per-epoch history (loss, top1, top5, val_loss, val_top1,
+    val_top5)."""
+    build = _probe(kind)[0]
     keras.utils.set_random_seed(seed)
-    model = PROBES[kind][0](train[0].shape[1:], num_classes)
+    model = build(train[0].shape[1:], num_classes)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseTopKCategoricalAccuracy(1, name="top1"),
