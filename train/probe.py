@@ -8,9 +8,9 @@ How far the backbone's features go for classifiers that cannot see motion (frame
 gone from what they read; ``rstg_tf.training.feature_probe``), trained with the quick
 budget's steps, beside the motion-blind optimum (1/C(D,2) top-1 at loss ln C(D,2)).
 A Table 1 row at or under the probes shows no more than a motion-blind reading of the
-same features gives. Writes the JSON (per-epoch
-history of each probe, the optimum) and a PNG of val top-1 per epoch beside it; with
-``--rows_dir``, each row's val top-1 (from its log.csv) is drawn too.
+same features gives. Writes the JSON (per-epoch history of each probe, the optimum) and a
+PNG of val top-1 per epoch beside it; with ``--rows_dir``, each row's val top-1 (from its
+log.csv) is drawn too.
 """
 
 import json
