@@ -81,7 +81,8 @@ def main(argv):
     from rstg_tf import plots
     from rstg_tf.data.atomic import atomic_write_text
     from rstg_tf.models import ModelConfig
-    from rstg_tf.training.feature_probe import motion_blind_optimum, probe_inputs, run_probe
+    from rstg_tf.training.feature_probe import (all_probe_inputs, motion_blind_optimum,
+                                                run_probe)
 
     config = ModelConfig(num_filters=f.num_filters)
     train, num_digits = _split_features(f, "train", config)
@@ -93,11 +94,13 @@ def main(argv):
                "epochs": f.epochs, "steps_per_epoch": f.steps_per_epoch,
                "batch_size": f.batch_size, "learning_rate": f.learning_rate,
                "motion_blind_optimum": optimum, "probes": {}}
-    for kind in dict.fromkeys(f.probes):
-        history = run_probe(kind, (probe_inputs(kind, train[0], config), train[1]),
-                            (probe_inputs(kind, val[0], config), val[1]), config.num_classes,
-                            f.epochs, f.steps_per_epoch, f.batch_size, f.learning_rate,
-                            f.seed, verbose=f.verbose)
+    kinds = list(dict.fromkeys(f.probes))
+    train_inputs = all_probe_inputs(kinds, train[0], config)
+    val_inputs = all_probe_inputs(kinds, val[0], config)
+    for kind in kinds:
+        history = run_probe(kind, (train_inputs[kind], train[1]), (val_inputs[kind], val[1]),
+                            config.num_classes, f.epochs, f.steps_per_epoch, f.batch_size,
+                            f.learning_rate, f.seed, verbose=f.verbose)
         results["probes"][kind] = history
         print(f"probe {kind}: val top-1 {100 * history['val_top1'][-1]:.1f}%, val loss "
               f"{history['val_loss'][-1]:.3f} after {f.epochs} x {f.steps_per_epoch} steps "

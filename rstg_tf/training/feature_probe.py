@@ -22,7 +22,7 @@ by construction:
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Sequence, Tuple
 
 import keras
 import numpy as np
@@ -123,7 +123,20 @@ def _probe(kind: str):
 
 def probe_inputs(kind: str, maps: np.ndarray, config: ModelConfig) -> np.ndarray:
     """What probe ``kind`` reads from ``maps`` [V, T, H, W, C]."""
-    return _probe(kind)[1](maps, config)
+    return all_probe_inputs([kind], maps, config)[kind]
+
+
+def all_probe_inputs(kinds: Sequence[str], maps: np.ndarray,
+                     config: ModelConfig) -> Dict[str, np.ndarray]:
+    """``probe_inputs`` of each of ``kinds``, each reader run once (``mean`` and ``nodes``
+    share the node inputs)."""
+    by_reader, inputs = {}, {}
+    for kind in kinds:
+        reader = _probe(kind)[1]
+        if reader not in by_reader:
+            by_reader[reader] = reader(maps, config)
+        inputs[kind] = by_reader[reader]
+    return inputs
 
 
 def run_probe(kind: str, train: Tuple[np.ndarray, np.ndarray],
