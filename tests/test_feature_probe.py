@@ -1,4 +1,4 @@
-"""Motion-blind probes of a frozen backbone (``python -m train.probe``), at tiny sizes."""
+"""Sync-blind probes of a frozen backbone (``python -m train.probe``), at tiny sizes."""
 
 import json
 import math
@@ -10,7 +10,7 @@ import pytest
 from rstg_tf.data import syncmnist_records
 from rstg_tf.data.syncmnist import SyncMnistConfig
 from rstg_tf.models import ModelConfig, build_backbone
-from rstg_tf.training.feature_probe import (PROBES, backbone_maps, motion_blind_optimum,
+from rstg_tf.training.feature_probe import (PROBES, backbone_maps, sync_blind_optimum,
                                             probe_inputs, run_probe)
 from rstg_tf.training.pretrain import backbone_model
 from tests.helpers import run_python
@@ -95,9 +95,9 @@ def test_probe_learns_classes_its_features_carry(kind):
     assert history["val_top1"][-1] > 0.9
 
 
-def test_motion_blind_optimum_and_unknown_probe():
-    assert motion_blind_optimum(3) == pytest.approx({"top1": 1 / 3, "loss": math.log(3)})
-    assert motion_blind_optimum(5) == pytest.approx({"top1": 0.1, "loss": math.log(10)})
+def test_sync_blind_optimum_and_unknown_probe():
+    assert sync_blind_optimum(3) == pytest.approx({"top1": 1 / 3, "loss": math.log(3)})
+    assert sync_blind_optimum(5) == pytest.approx({"top1": 0.1, "loss": math.log(10)})
     x, y = np.zeros((16, 14, 2), np.float32), np.zeros(16, np.int64)
     with pytest.raises(ValueError, match="unknown probe 'lstm'"):
         run_probe("lstm", (x, y), (x, y), 46, 1, 1)
@@ -118,7 +118,7 @@ def test_probe_program_writes_json_and_plot(tmp_path, tiny_set):
     report = json.load(open(output))
     assert report["num_digits"] == 3 and report["train_videos"] == 10
     assert report["val_videos"] == 8
-    assert report["motion_blind_optimum"] == pytest.approx({"top1": 1 / 3,
+    assert report["sync_blind_optimum"] == pytest.approx({"top1": 1 / 3,
                                                             "loss": math.log(3)})
     assert sorted(report["probes"]) == ["cells", "mean", "nodes"]
     for history in report["probes"].values():

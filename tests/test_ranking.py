@@ -10,28 +10,32 @@ from train.table import PAPER, _order_lines, _table
 
 def _result(top1, sync=None, n=1000, sync_n=990, blind=1 / 3):
     return {"top1": top1, "num_videos": n, "sync_pair_top1": sync, "sync_pair_videos": sync_n,
-            "motion_blind_sync_pair": blind}
+            "sync_pair_chance": blind}
 
 
-def test_motion_verdict_uses_the_binomial_standard_error():
+def test_sync_verdict_uses_the_binomial_standard_error():
     se = math.sqrt((1 / 3) * (2 / 3) / 990)                       # 1.5 points
-    assert ranking.motion_verdict(_result(0.3, 1 / 3 + 2.1 * se)).startswith("uses motion")
-    within = ranking.motion_verdict(_result(0.3, 1 / 3 + 1.9 * se))
-    assert within.startswith("motion-blind") and "within 2 s.e. of 33 %" in within
+    assert ranking.sync_verdict(_result(0.3, 1 / 3 + 2.1 * se)).startswith("finds the sync pair")
+    within = ranking.sync_verdict(_result(0.3, 1 / 3 + 1.9 * se))
+    assert within.startswith("sync-blind") and "within 2 s.e. of 33 %" in within
     assert "(+1.9)" in within
-    assert "below" in ranking.motion_verdict(_result(0.3, 1 / 3 - 2.5 * se))
+    assert "below" in ranking.sync_verdict(_result(0.3, 1 / 3 - 2.5 * se))
     # the same accuracy on ten times the clips is a real difference
-    assert ranking.motion_verdict(_result(0.3, 0.36, sync_n=990)).startswith("motion-blind")
-    assert ranking.motion_verdict(_result(0.3, 0.36, sync_n=9900)).startswith("uses motion")
-    # 5SyncMNIST's motion-blind rate is 1/10
-    assert "10 %" in ranking.motion_verdict(_result(0.1, 0.1, blind=0.1))
-    assert ranking.motion_verdict(_result(0.3, None)) is None
-    assert ranking.motion_verdict({"top1": 0.3, "num_videos": 10}) is None
-    assert ranking.motion_verdict(_result(0.3, 0.5, sync_n=0)) is None
+    assert ranking.sync_verdict(_result(0.3, 0.36, sync_n=990)).startswith("sync-blind")
+    assert ranking.sync_verdict(_result(0.3, 0.36, sync_n=9900)).startswith("finds the sync pair")
+    # 5SyncMNIST's sync-blind rate is 1/10
+    assert "10 %" in ranking.sync_verdict(_result(0.1, 0.1, blind=0.1))
+    assert ranking.sync_verdict(_result(0.3, None)) is None
+    assert ranking.sync_verdict({"top1": 0.3, "num_videos": 10}) is None
+    assert ranking.sync_verdict(_result(0.3, 0.5, sync_n=0)) is None
+    # results written before the chance rate's rename are still read
+    legacy = {k: v for k, v in _result(0.3, 0.5).items() if k != "sync_pair_chance"}
+    assert ranking.sync_verdict({**legacy, "motion_blind_sync_pair": 1 / 3}) == \
+        ranking.sync_verdict(_result(0.3, 0.5))
 
 
 def test_paper_order_on_session_13s_quick_table():
-    # BUILD.md's quick table (1,000 test clips): the motion-blind RSTG rows tie, so the
+    # BUILD.md's quick table (1,000 test clips): the sync-blind RSTG rows tie, so the
     # paper's order among them is within noise; Homogeneous and Conv+LSTM are reversed
     ours = {"mean_lstm": 0.263, "conv_lstm": 0.202, "rstg_space_only": 0.287,
             "rstg_time_only": 0.286, "rstg_homogeneous": 0.150, "rstg_one_temp": 0.286,
@@ -110,6 +114,6 @@ def test_table_md_flags_a_collapsed_row(tmp_path):
             "budget; predicts one class for every clip") in text, text
     assert "| rstg_one_temp | 2.1 | 6.3 | 10.0 | 74.1 | 1,000 | at chance within this budget |" \
         in text, text
-    assert "| rstg_all_temp | 6.1 |" in text and "motion-blind: sync pair within 2 s.e. of 10 %" \
+    assert "| rstg_all_temp | 6.1 |" in text and "sync-blind: sync pair within 2 s.e. of 10 %" \
         in text
     assert (tmp_path / "table.png").stat().st_size > 0

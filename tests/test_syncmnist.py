@@ -54,6 +54,26 @@ def test_motion_rules(num_digits):
                               np.broadcast_to(coords[0, 0] - coords[0, 1], (10, 2)))
 
 
+@pytest.mark.parametrize("num_digits", [3, 5])
+def test_only_the_synchronous_pair_keeps_one_offset(num_digits):
+    # The pair can be found without frame order: with the frames shuffled, it is the one
+    # pair whose offset is the same in every frame (how the paper's Space-only, which
+    # averages its nodes over time, gets above the sync-blind 1/3).
+    gen = _generator(num_digits, no_sync_prob=0.0)
+    rng = np.random.default_rng(0)
+    first, second = np.triu_indices(num_digits, 1)
+    for index in range(300):
+        coords = rng.permutation(gen.video(index).coords)        # [T, D, 2], order lost
+        offsets = coords[:, first] - coords[:, second]           # [T, pairs, 2]
+        steady = (offsets == offsets[:1]).all(axis=(0, 2))
+        assert steady.tolist() == [True] + [False] * (len(first) - 1), index
+    # with no synchronous pair, no pair keeps its offset
+    gen = _generator(num_digits, no_sync_prob=1.0)
+    for index in range(100):
+        offsets = gen.video(index).coords[:, first] - gen.video(index).coords[:, second]
+        assert not (offsets == offsets[:1]).all(axis=(0, 2)).any(), index
+
+
 def test_no_sync_class_moves_independently():
     gen = _generator(3, no_sync_prob=1.0)
     differing = 0
@@ -194,20 +214,20 @@ def test_resize_properties_and_bytescale():
     assert math.isclose(SyncMnistConfig().no_sync_prob, 1 / 92)
 
 
-def test_sync_pair_accuracy_scores_motion_only():
+def test_sync_pair_accuracy_scores_the_pair_only():
     rng = np.random.default_rng(0)
     n = 3000
     digits = np.stack([rng.choice(10, 3, replace=False) for _ in range(n)])
     labels = np.array([pair_label(a, b) for a, b, _ in digits])
     labels[:30] = NO_SYNC_LABEL                                  # left out
     candidates = [[pair_label(d[i], d[j]) for i, j in ((0, 1), (0, 2), (1, 2))] for d in digits]
-    # knows the digits (their pairs score high), blind to motion (random order among them)
+    # knows the digits (their pairs score high), blind to the pair (random order among them)
     blind = rng.normal(size=(n, NUM_CLASSES))
     for k, pairs in enumerate(candidates):
         blind[k, pairs] += 10.0
     accuracy, count = sync_pair_accuracy(blind, digits, labels)
     assert count == n - 30 and abs(accuracy - 1 / 3) < 0.03
-    # sees the motion: the true pair first among the present ones
+    # finds the pair: the true pair first among the present ones
     seeing = blind.copy()
     for k, pairs in enumerate(candidates):
         seeing[k, labels[k]] = blind[k, pairs].max() + 1.0
@@ -216,7 +236,7 @@ def test_sync_pair_accuracy_scores_motion_only():
     assert sync_pair_accuracy(np.zeros((n, NUM_CLASSES)), digits, labels)[0] == 0.0
     assert sync_pair_accuracy(blind[:5], digits[:5], np.full(5, NO_SYNC_LABEL)) == (None, 0)
     fields = sync_pair_fields(blind, digits, labels)
-    assert fields["sync_pair_videos"] == n - 30 and fields["motion_blind_sync_pair"] == 1 / 3
+    assert fields["sync_pair_videos"] == n - 30 and fields["sync_pair_chance"] == 1 / 3
     with pytest.raises(ValueError, match=r"logits must be \[N, 46\]"):
         sync_pair_accuracy(blind[:, :10], digits, labels)
     with pytest.raises(ValueError, match="digits must be"):

@@ -1,7 +1,7 @@
 """Evaluate a trained model: ``python -m train.evaluate --model_dir=... --data=...``.
 
 Prints top-1 / top-5 and the sync-pair accuracy (of the pairs of digits in a clip, is the
-synchronous one ranked first: motion alone; 1/3 for a motion-blind model on 3SyncMNIST)
+synchronous one ranked first; 1/3 for a sync-blind model on 3SyncMNIST)
 and writes eval_<split>.json (top1, top5, sync_pair_top1, per-class accuracy, confusion
 matrix, parameters), confusion_<split>.png and learning_curves.png (from log.csv).
 """
@@ -34,9 +34,9 @@ def main(argv):
     print(f"\n{f.split}: top-1 {100 * results['top1']:.2f}%  top-5 {100 * results['top5']:.2f}%"
           f"  ({results['num_videos']} videos, chance {100 * results['chance']:.2f}%)")
     if results["sync_pair_top1"] is not None:
-        print(f"sync pair (which present pair moves together): "
-              f"{100 * results['sync_pair_top1']:.2f}%  (motion-blind "
-              f"{100 * results['motion_blind_sync_pair']:.1f}%, "
+        print(f"sync pair (which present pair is synchronous): "
+              f"{100 * results['sync_pair_top1']:.2f}%  (sync-blind "
+              f"{100 * results['sync_pair_chance']:.1f}%, "
               f"{results['sync_pair_videos']} videos)")
     collapsed = collapse_note(results)
     if collapsed:

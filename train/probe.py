@@ -1,14 +1,15 @@
-"""Motion-blind probes of a frozen backbone: ``python -m train.probe``.
+"""Sync-blind probes of a frozen backbone: ``python -m train.probe``.
 
   python -m train.probe --data_dir=data/syncmnist3_quick --num_filters=32 \\
       --backbone_weights=runs/table3_quick/backbone32_60000x2_cosine0.002.weights.h5 \\
       --rows_dir=runs/table3_quick --output=runs/table3_quick/probe.json
 
-How far the backbone's features go for classifiers that cannot see motion (frame order is
-gone from what they read; ``rstg_tf.training.feature_probe``), trained with the quick
-budget's steps, beside the motion-blind optimum (1/C(D,2) top-1 at loss ln C(D,2)).
-A Table 1 row at or under the probes shows no more than a motion-blind reading of the
-same features gives. Writes the JSON (per-epoch history of each probe, the optimum) and a
+How far the backbone's features go for classifiers that cannot find the synchronous pair
+(what they read has neither frame order, for its motion, nor two digits' places in one
+frame, for its constant offset; ``rstg_tf.training.feature_probe``), trained with the
+quick budget's steps, beside the sync-blind optimum (1/C(D,2) top-1 at loss ln C(D,2)).
+A Table 1 row at or under the probes shows no more than a sync-blind reading of the same
+features gives. Writes the JSON (per-epoch history of each probe, the optimum) and a
 PNG of val top-1 per epoch beside it; with ``--rows_dir``, each row's val top-1 (from its
 log.csv) is drawn too.
 """
@@ -81,19 +82,19 @@ def main(argv):
     from rstg_tf import plots
     from rstg_tf.data.atomic import atomic_write_text
     from rstg_tf.models import ModelConfig
-    from rstg_tf.training.feature_probe import (all_probe_inputs, motion_blind_optimum,
-                                                run_probe)
+    from rstg_tf.training.feature_probe import (all_probe_inputs, run_probe,
+                                                sync_blind_optimum)
 
     config = ModelConfig(num_filters=f.num_filters)
     train, num_digits = _split_features(f, "train", config)
     val, _ = _split_features(f, "test", config)
-    optimum = motion_blind_optimum(num_digits)
+    optimum = sync_blind_optimum(num_digits)
     results = {"data_dir": f.data_dir, "backbone_weights": f.backbone_weights,
                "num_filters": f.num_filters, "num_digits": num_digits,
                "train_videos": len(train[1]), "val_videos": len(val[1]),
                "epochs": f.epochs, "steps_per_epoch": f.steps_per_epoch,
                "batch_size": f.batch_size, "learning_rate": f.learning_rate,
-               "motion_blind_optimum": optimum, "probes": {}}
+               "sync_blind_optimum": optimum, "probes": {}}
     kinds = list(dict.fromkeys(f.probes))
     train_inputs = all_probe_inputs(kinds, train[0], config)
     val_inputs = all_probe_inputs(kinds, val[0], config)
@@ -104,7 +105,7 @@ def main(argv):
         results["probes"][kind] = history
         print(f"probe {kind}: val top-1 {100 * history['val_top1'][-1]:.1f}%, val loss "
               f"{history['val_loss'][-1]:.3f} after {f.epochs} x {f.steps_per_epoch} steps "
-              f"(motion-blind optimum {100 * optimum['top1']:.1f}% at {optimum['loss']:.3f})")
+              f"(sync-blind optimum {100 * optimum['top1']:.1f}% at {optimum['loss']:.3f})")
     series = {f"probe {k}": [100 * v for v in h["val_top1"]]
               for k, h in results["probes"].items()}
     series.update(rows)
@@ -112,11 +113,11 @@ def main(argv):
     results["rows_val_top1"] = rows
     results["files"] = {"json": f.output, "png": png}
     os.makedirs(os.path.dirname(os.path.abspath(f.output)), exist_ok=True)
-    plots.line_chart(series, png, f"Val top-1: motion-blind probes of the frozen "
+    plots.line_chart(series, png, f"Val top-1: sync-blind probes of the frozen "
                      f"{f.num_filters}-filter backbone ({num_digits} digits)",
                      x_label=f"epoch ({f.steps_per_epoch} steps of {f.batch_size})",
                      y_label="val top-1 %", legend_outside=True,
-                     levels={f"motion-blind optimum {100 * optimum['top1']:.1f} %":
+                     levels={f"sync-blind optimum {100 * optimum['top1']:.1f} %":
                              100 * optimum["top1"]})
     atomic_write_text(f.output, json.dumps(results, indent=1) + "\n")
     print(json.dumps({"files": results["files"]}))

@@ -180,7 +180,7 @@ def _table(digits, budget, rows, results, work_dir):
             collapsed = ranking.collapse_note(r)
             note = "at chance within this budget" + (f"; {collapsed}" if collapsed else "")
         else:
-            note = ranking.motion_verdict(r) or ""
+            note = ranking.sync_verdict(r) or ""
         short = epochs_note(os.path.join(work_dir, row))
         if short:
             note = f"{note}; {short}" if note else short
@@ -191,12 +191,13 @@ def _table(digits, budget, rows, results, work_dir):
     pairs = digits * (digits - 1) // 2
     lines += ["", f"Chance: {chance:.1f} %. Test videos: "
               f"{max((r['num_videos'] for r in results.values()), default=0)}. A model that "
-              f"recognises the {digits} digits but not their motion can reach about "
-              f"{100 / pairs:.0f} % (1 of the {pairs} pairs); above that it must have seen "
-              "which pair moves together. Sync pair: of the pairs of digits in a clip, how "
-              "often the model ranks the synchronous one first (motion alone; a model blind "
-              f"to motion scores {100 / pairs:.0f} %). Notes: how far that is from "
-              "motion-blind, in binomial standard errors."]
+              f"recognises the {digits} digits but not which pair is synchronous (sync-blind) "
+              f"can reach about {100 / pairs:.0f} % (1 of the {pairs} pairs); above that it "
+              "must have seen the pair: its shared motion, or the one offset between its "
+              "digits that it keeps in every frame (no frame order needed: the paper's "
+              "Space-only). Sync pair: of the pairs of digits in a clip, how often the model "
+              f"ranks the synchronous one first (a sync-blind model scores {100 / pairs:.0f} "
+              "%). Notes: how far that is from sync-blind, in binomial standard errors."]
     lines += _order_lines(digits, results)
     path = os.path.join(work_dir, "table.md")
     from rstg_tf.data.atomic import atomic_write_text
@@ -208,7 +209,7 @@ def _table(digits, budget, rows, results, work_dir):
                     os.path.join(work_dir, "table.png"),
                     f"{digits}SyncMNIST accuracy, budget {budget}", y_label="%",
                     y_max=100.0, levels={f"chance {chance:.1f} %": chance,
-                                         f"motion-blind {100 / pairs:.0f} %": 100 / pairs})
+                                         f"sync-blind {100 / pairs:.0f} %": 100 / pairs})
     return path
 
 

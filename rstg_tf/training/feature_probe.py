@@ -1,13 +1,14 @@
-"""Motion-blind probes: how far a frozen backbone's features go without seeing motion.
+"""Sync-blind probes: how far a frozen backbone's features go without finding the pair.
 
-A quick-budget row whose test top-1 stays under the motion-blind ceiling (1/3 on
-3SyncMNIST: the three digits known, their pair guessed) has not yet learned motion; the
-probes say how far the same frozen features go for a model that cannot learn it:
+A quick-budget row whose test top-1 stays under the sync-blind ceiling (1/3 on
+3SyncMNIST: the three digits known, their synchronous pair guessed) has not yet found the
+pair; the probes say how far the same frozen features go for a model that cannot find it:
 
     clips [B, T, 64, 64, 1] -> frozen SimpleC2D -> maps [B, T, H, W, C]
 
-and a small classifier learns the 46 classes from them (``PROBES``), blind to frame order
-by construction:
+and a small classifier learns the 46 classes from them (``PROBES``). By construction
+none reads frame order (the pair's shared motion) or relates two digits' places within a
+frame (the pair's constant offset) beyond one cell's window:
 
     mean:  the time-mean of the map, area-mean over space (RSTG's 1x1 node) -> batch
            norm -> dense(256, ReLU) -> dense(classes)
@@ -84,9 +85,9 @@ PROBES: Dict[str, Tuple[Callable[[Tuple[int, ...], int], keras.Model],
 }
 
 
-def motion_blind_optimum(num_digits: int) -> Dict[str, float]:
-    """Top-1 and loss of a model sure of the clip's digits but blind to which pair moves
-    together (one of C(D, 2) pairs, uniformly; the rare no-pair class left out)."""
+def sync_blind_optimum(num_digits: int) -> Dict[str, float]:
+    """Top-1 and loss of a model sure of the clip's digits but blind to which pair is
+    synchronous (one of C(D, 2) pairs, uniformly; the rare no-pair class left out)."""
     pairs = math.comb(num_digits, 2)
     return {"top1": 1.0 / pairs, "loss": math.log(pairs)}
 

@@ -1,12 +1,14 @@
-"""Does a results table show motion, and keep the paper's order, beyond test-set noise?
+"""Does a results table find the synchronous pair, and keep the paper's order, beyond test-set noise?
 
 A quick table is scored on ~1,000 test clips, so two rows 1 point apart may be the same
 model; these helpers put the binomial standard error beside every claim the Table 1
 runner makes.
 
-* ``motion_verdict``: a row's sync-pair accuracy (``rstg_tf.data.syncmnist``) against
-  what a motion-blind model scores (1/3 on 3SyncMNIST), in standard errors
-  ``sqrt(p0 (1 - p0) / n)`` of that motion-blind rate ``p0``.
+* ``sync_verdict``: a row's sync-pair accuracy (``rstg_tf.data.syncmnist``) against
+  what a sync-blind model scores (one that knows the digits, not which pair is
+  synchronous: 1/3 on 3SyncMNIST), in standard errors ``sqrt(p0 (1 - p0) / n)`` of that
+  chance rate ``p0``. Above it, a model has read the pair's shared motion or its constant
+  offset (see ``sync_pair_accuracy``).
 * ``paper_order``: every pair of our rows that the paper separates by at least
   ``min_gap`` points, with our top-1 difference in standard errors of a difference of two
   independent proportions, ``sqrt(p1 (1 - p1) / n1 + p2 (1 - p2) / n2)`` (the rows share a
@@ -18,7 +20,8 @@ runner makes.
 
 Pure Python; results are the dicts ``python -m train.evaluate`` and the in-memory trainer
 write (``top1``, ``num_videos``, ``sync_pair_top1``, ``sync_pair_videos``,
-``motion_blind_sync_pair``, ``predicted_classes``).
+``sync_pair_chance``, ``predicted_classes``; results written before session 26 name
+the chance rate ``motion_blind_sync_pair``, which is read too).
 """
 
 from __future__ import annotations
@@ -38,22 +41,22 @@ def _z(difference: float, variance: float) -> float:
     return difference / math.sqrt(variance)
 
 
-def motion_verdict(result: Mapping[str, object], z: float = Z_THRESHOLD) -> Optional[str]:
-    """A short note on whether ``result``'s sync-pair accuracy shows motion.
+def sync_verdict(result: Mapping[str, object], z: float = Z_THRESHOLD) -> Optional[str]:
+    """A short note on whether ``result``'s sync-pair accuracy is beyond chance.
 
     Returns None when the result has no sync-pair figure (no clip with a synchronous pair,
     or a result written before that field existed).
     """
     sync, count = result.get("sync_pair_top1"), result.get("sync_pair_videos") or 0
-    blind = result.get("motion_blind_sync_pair")
+    blind = result.get("sync_pair_chance", result.get("motion_blind_sync_pair"))
     if sync is None or blind is None or count <= 0:
         return None
     k = _z(float(sync) - float(blind), float(blind) * (1 - float(blind)) / count)
     if k >= z:
-        return f"uses motion: sync pair {k:+.1f} s.e. above motion-blind {100 * blind:.0f} %"
+        return f"finds the sync pair: {k:+.1f} s.e. above its chance {100 * blind:.0f} %"
     if k <= -z:
-        return f"motion-blind: sync pair {k:+.1f} s.e. below {100 * blind:.0f} %"
-    return f"motion-blind: sync pair within {z:g} s.e. of {100 * blind:.0f} % ({k:+.1f})"
+        return f"sync-blind: sync pair {k:+.1f} s.e. below {100 * blind:.0f} %"
+    return f"sync-blind: sync pair within {z:g} s.e. of {100 * blind:.0f} % ({k:+.1f})"
 
 
 def prediction_fields(top1_classes: Iterable[int]) -> Dict[str, object]:
