@@ -85,19 +85,34 @@ def line_chart(series: Dict[str, Sequence[float]], path: str, title: str,
         x = x0 + (x1 - x0) * (i / max(longest - 1, 1))
         _put(image, x_values[i] if x_values is not None else i + 1, (x - 4, y1 + 18), 0.4)
     _put(image, x_label, ((x0 + x1) / 2 - 20, y1 + 40), 0.45)
-    for label, value in levels.items():
-        _dashed_level(image, box, hi, value, label, bottom=lo)
+    _dashed_levels(image, box, hi, levels, bottom=lo)
     return _save(image, path)
 
 
-def _dashed_level(image, box, top, value, label, bottom=0.0):
-    """A dashed horizontal line at ``value`` across the plot box (y from ``bottom`` to
-    ``top``), labelled at the right."""
+def _dashed_levels(image, box, top, levels, bottom=0.0, outside=False):
+    """Dashed horizontal lines at ``levels``' values across the plot box (y from
+    ``bottom`` to ``top``). Each is labelled at the right inside the box (above its line,
+    or below it, or left of the labels already drawn, whichever first keeps clear of
+    them) or, ``outside``, just right of the box (moved down clear of the one above)."""
     x0, y0, x1, y1 = box
-    y = int(y1 - (y1 - y0) * (min(value, top) - bottom) / (top - bottom))
-    for x in range(x0, x1, 12):
-        cv2.line(image, (x, y), (min(x + 6, x1), y), _INK, 1)
-    _put(image, label, (x1 - 8 * len(label) - 6, y - 5), 0.4)
+    placed = []                                     # (baseline, left, right) of labels
+    for label, value in sorted(levels.items(), key=lambda item: -item[1]):
+        y = int(y1 - (y1 - y0) * (min(value, top) - bottom) / (top - bottom))
+        for x in range(x0, x1, 12):
+            cv2.line(image, (x, y), (min(x + 6, x1), y), _INK, 1)
+        width = 8 * len(label) + 6
+        if outside:
+            base = max([y + 4] + [b + 12 for b, _, _ in placed])
+            placed.append((base, x1 + 6, x1 + 6 + width))
+            _put(image, label, (x1 + 6, base), 0.4)
+            continue
+        further_left = min((left for _, left, _ in placed), default=x1) - 12
+        for base, right in ((y - 5, x1), (y + 13, x1), (y - 5, further_left)):
+            if all(abs(base - b) >= 12 or right - width >= r or right <= lft
+                   for b, lft, r in placed):
+                break
+        placed.append((base, right - width, right))
+        _put(image, label, (right - width, base), 0.4)
 
 
 def bar_chart(labels: Sequence[str], groups: Dict[str, Sequence[Optional[float]]], path: str,
@@ -105,10 +120,13 @@ def bar_chart(labels: Sequence[str], groups: Dict[str, Sequence[Optional[float]]
               levels: Optional[Dict[str, float]] = None) -> str:
     """Grouped bars: for each label, one bar per group (None: no bar).
 
-    ``levels`` maps a label to a value drawn as a dashed reference line (e.g. chance).
+    ``levels`` maps a label to a value drawn as a dashed reference line (e.g. chance),
+    labelled right of the plot, clear of the bars.
     """
-    image, box = _frame(title, (max(900, 110 * len(labels) + 120), 600))
+    margin = 8 * max(map(len, levels), default=0) + 20 if levels else 0
+    image, box = _frame(title, (max(900, 110 * len(labels) + 120) + margin, 600))
     x0, y0, x1, y1 = box
+    x1 -= margin
     y1 -= 40
     box = (x0, y0, x1, y1)
     values = [v for g in groups.values() for v in g if v is not None]
@@ -127,8 +145,7 @@ def bar_chart(labels: Sequence[str], groups: Dict[str, Sequence[Optional[float]]
             cv2.rectangle(image, (int(left), int(y1 - height)), (int(left + width - 2), y1),
                           colour, -1)
             _put(image, f"{value:.1f}", (left, y1 - height - 4), 0.35)
-    for label, value in (levels or {}).items():
-        _dashed_level(image, box, top, value, label)
+    _dashed_levels(image, box, top, levels or {}, outside=True)
     for i, label in enumerate(labels):
         _put(image, label, (x0 + slot * i + 4, y1 + 18 + 14 * (i % 2)), 0.4)
     return _save(image, path)

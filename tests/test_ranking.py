@@ -1,11 +1,12 @@
 """Noise-aware verdicts of the Table 1 runner (rstg_tf.training.ranking)."""
 
+import json
 import math
 
 import pytest
 
 from rstg_tf.training import ranking
-from train.table import PAPER, _order_lines, _table
+from train.table_report import PAPER, order_lines, write_table
 
 
 def _result(top1, sync=None, n=1000, sync_n=990, blind=1 / 3):
@@ -80,12 +81,12 @@ def test_paper_order_holds_for_a_reproduction_and_skips_missing_rows():
 def test_table_md_section_counts_the_comparisons():
     ours = {"rstg_all_temp": _result(0.9), "rstg_time_only": _result(0.8),
             "rstg_space_only": _result(0.8)}
-    lines = _order_lines(3, ours)
+    lines = order_lines(3, ours)
     text = "\n".join(lines)
     assert "## The paper's order" in text
     assert "2 of 3 hold beyond noise, 0 reversed, 1 within noise" in text, text
     assert "- rstg_time_only > rstg_space_only (paper +28.4): ours +0.0 points" in text
-    assert _order_lines(3, {"rstg_all_temp": _result(0.9)}) == []
+    assert order_lines(3, {"rstg_all_temp": _result(0.9)}) == []
 
 
 def test_prediction_fields_and_the_collapse_note():
@@ -109,7 +110,7 @@ def test_table_md_flags_a_collapsed_row(tmp_path):
     results = {"rstg_homogeneous": row(0.023, [9] * 1000),
                "rstg_one_temp": row(0.021, list(range(46)) * 20),
                "rstg_all_temp": row(0.061, list(range(40)) * 25)}
-    text = open(_table(5, "quick", list(results), results, str(tmp_path))).read()
+    text = open(write_table(5, "quick", list(results), results, str(tmp_path))).read()
     assert ("| rstg_homogeneous | 2.3 | 6.9 | 10.0 | 58.3 | 1,000 | at chance within this "
             "budget; predicts one class for every clip") in text, text
     assert "| rstg_one_temp | 2.1 | 6.3 | 10.0 | 74.1 | 1,000 | at chance within this budget |" \
@@ -117,3 +118,41 @@ def test_table_md_flags_a_collapsed_row(tmp_path):
     assert "| rstg_all_temp | 6.1 |" in text and "sync-blind: sync pair within 2 s.e. of 10 %" \
         in text
     assert (tmp_path / "table.png").stat().st_size > 0
+
+
+def _probe_report(num_digits=5, **probes):
+    return {"num_digits": num_digits, "num_filters": 32, "backbone_weights": "bb.weights.h5",
+            "data_dir": "data/s5", "val_videos": 1000, "epochs": 2, "steps_per_epoch": 300,
+            "batch_size": 16, "probes": {k: {"val_top1": v} for k, v in probes.items()}}
+
+
+def test_probe_summary():
+    line, best = ranking.probe_summary(_probe_report(mean=[0.05, 0.068], cells=[0.07, 0.081]),
+                                       5)
+    assert best == pytest.approx(8.1)
+    assert "val top-1 `mean` 6.8 %, `cells` 8.1 %" in line and "2 x 300 steps of 16" in line
+    assert "32-filter backbone of `bb.weights.h5`" in line and "1000 test videos" in line
+    with pytest.raises(ValueError, match="3-digit clips, not 5-digit"):
+        ranking.probe_summary(_probe_report(3, mean=[0.2]), 5)
+    with pytest.raises(ValueError, match="'mean' has no val_top1"):
+        ranking.probe_summary(_probe_report(mean=[]), 5)
+    with pytest.raises(ValueError, match="no probes"):
+        ranking.probe_summary(_probe_report(), 5)
+    with pytest.raises(ValueError, match="not a train.probe report"):
+        ranking.probe_summary([1, 2], 5)
+
+
+def test_table_md_gives_the_probes_line(tmp_path, capsys):
+    results = {"rstg_all_temp": {**_result(0.061, 0.1, blind=0.1), "top5": 0.2,
+                                 "parameters": 1000}}
+    probe = tmp_path / "probe.json"
+    probe.write_text(json.dumps(_probe_report(mean=[0.05, 0.068], nodes=[0.08, 0.085])))
+    text = open(write_table(5, "quick", list(results), results, str(tmp_path))).read()
+    assert "Sync-blind probes (`python -m train.probe`" in text
+    assert "val top-1 `mean` 6.8 %, `nodes` 8.5 %" in text
+    # a probe report of other clips, or a corrupt one: named on stdout, left out of the table
+    for content in (json.dumps(_probe_report(3, mean=[0.2])), '{"probes": {"mean": '):
+        probe.write_text(content)
+        text = open(write_table(5, "quick", list(results), results, str(tmp_path))).read()
+        assert "Sync-blind probes" not in text and "| rstg_all_temp | 6.1 |" in text
+        assert f"warning: {probe} left out of table.md" in capsys.readouterr().out

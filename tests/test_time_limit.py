@@ -13,7 +13,7 @@ from rstg_tf.training.in_memory import train_in_memory
 from rstg_tf.training.time_budget import (MIN_ROW_MINUTES, ROW_SHARE, TimeBudget,
                                           row_minutes)
 from rstg_tf.training.time_limit import TimeLimit
-from train.table import epochs_note
+from train.table_report import epochs_note
 from tests.test_training import TINY
 
 

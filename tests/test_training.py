@@ -336,6 +336,12 @@ def test_table_runner_end_to_end(tmp_path, data_dir, mnist_npz):
                      r"points, [-+][\d.]+ s\.e\.: \*\*(holds|reversed|within noise)\*\*",
                      table), table
     assert (work_dir / "table.png").stat().st_size > 0
+    # the quick rows keep the backbone frozen: its sync-blind probes ran with their steps
+    probe = json.load(open(work_dir / "probe.json"))
+    assert (probe["epochs"], probe["steps_per_epoch"], probe["batch_size"]) == (1, 2, 4)
+    assert sorted(probe["probes"]) == ["cells", "mean", "nodes"]
+    assert sorted(probe["rows_val_top1"]) == ["mean_lstm", "rstg_space_only"]
+    assert "Sync-blind probes (`python -m train.probe`" in table
     assert sorted(work_dir.glob("backbone*")) == [backbone]      # reused, none pretrained
     for row in ("mean_lstm", "rstg_space_only"):
         report = json.load(open(work_dir / row / "eval_test.json"))

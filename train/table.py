@@ -20,6 +20,12 @@ for a machine lent for a fixed time: each pending row trains for its part of wha
 (``--max_train_minutes``; ``rstg_tf.training.time_budget``); once a row would get too
 little, it and the rows after it are not run. table.md notes every row that trained fewer
 epochs than its flags asked for.
+
+``--probe`` (default on; shards only): when the rows keep the pretrained backbone frozen
+(the quick budget), ``python -m train.probe`` then trains the sync-blind probes of it with
+the rows' steps (~1 min on the quick data) into work_dir/probe.json, and table.md says how
+far they got: how much of the rows' accuracy any reader of those features blind to the
+synchronous pair would get.
 """
 
 import dataclasses
@@ -31,14 +37,8 @@ import sys
 from absl import flags
 
 from train import cli
+from train.table_report import PAPER, write_table
 
-PAPER = {  # SPEC section 9, Table 1 (accuracy %).
-    3: {"mean_lstm": 77.0, "conv_lstm": 95.0, "rstg_space_only": 61.3,
-        "rstg_time_only": 89.7, "rstg_homogeneous": 95.7, "rstg_one_temp": 97.0,
-        "rstg_all_temp": 98.9},
-    5: {"conv_lstm": 39.7, "i3d": 90.6, "non_local": 93.5, "rstg_homogeneous": 58.3,
-        "rstg_one_temp": 74.1, "rstg_all_temp": 94.5, "rstg_positional_all_temp": 97.2},
-}
 # videos (train, test), backbone: PretrainRecipe fields (rstg_tf.training.pretrain). The
 # narrow backbone sees all 60k MNIST digits: quick, twice with a cosine-decayed Adam rate
 # (2e-3 -> 0; 96.5 % single-digit test accuracy in 2.5 min on 2 cores, a third of the 6-epoch
@@ -72,26 +72,15 @@ flags.DEFINE_boolean("mnist_check", True, "--in_memory: check the MNIST source h
 flags.DEFINE_float("time_budget_minutes", None, "Finish in about this many minutes: each "
                    "pending row trains for an equal part of the time left (rows with no "
                    "time left are not run).", lower_bound=0.0)
+flags.DEFINE_boolean("probe", True, "After the rows (shards only), when they keep the "
+                     "backbone frozen: the sync-blind probes of it with the rows' steps "
+                     "(python -m train.probe; ~1 min on the quick data), a line in table.md.")
 flags.DEFINE_list("extra_flags", [], "More flags for every training run, e.g. "
                   "--extra_flags=--epochs=2,--steps_per_epoch=10.")
 
 
+PROBE_MINUTES = 3        # what the probes need of a time budget (~1 min on quick data)
 _NOISE = ("WARNING: All log", "I0000", "E0000", "W0000")
-
-
-def epochs_note(model_dir):
-    """'trained N of M epochs' when the row's log.csv stops short of its config.json's
-    epochs (a time limit or TerminateOnNaN ended it); '' otherwise."""
-    from rstg_tf.training.run_log import read_log
-
-    epochs = read_log(model_dir).get("epoch")
-    try:
-        with open(os.path.join(model_dir, "config.json")) as fh:
-            planned = int(json.load(fh)["epochs"])
-    except (OSError, ValueError, KeyError):
-        return ""
-    done = int(max(epochs)) + 1 if epochs else 0
-    return f"trained {done} of {planned} epochs" if epochs and done < planned else ""
 
 
 def _run(args, log_path=None):
@@ -161,74 +150,6 @@ def _ensure_backbone(work_dir, budget):
     return path
 
 
-def _table(digits, budget, rows, results, work_dir):
-    from rstg_tf import plots
-    from rstg_tf.training import ranking
-
-    lines = [f"# Table 1, {digits}SyncMNIST, budget `{budget}`", "",
-             "| model | ours top-1 % | ours top-5 % | sync pair % | paper % | parameters "
-             "| note |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
-    chance = 100.0 / 46
-    for row in rows:
-        r = results.get(row)
-        if r is None:
-            lines.append(f"| {row} | not run | | | {PAPER[digits][row]} | | |")
-            continue
-        top1 = 100 * r["top1"]
-        if top1 < 2 * chance:
-            collapsed = ranking.collapse_note(r)
-            note = "at chance within this budget" + (f"; {collapsed}" if collapsed else "")
-        else:
-            note = ranking.sync_verdict(r) or ""
-        short = epochs_note(os.path.join(work_dir, row))
-        if short:
-            note = f"{note}; {short}" if note else short
-        sync = r.get("sync_pair_top1")
-        sync = "" if sync is None else f"{100 * sync:.1f}"
-        lines.append(f"| {row} | {top1:.1f} | {100 * r['top5']:.1f} | {sync} "
-                     f"| {PAPER[digits][row]} | {r['parameters']:,} | {note} |")
-    pairs = digits * (digits - 1) // 2
-    lines += ["", f"Chance: {chance:.1f} %. Test videos: "
-              f"{max((r['num_videos'] for r in results.values()), default=0)}. A model that "
-              f"recognises the {digits} digits but not which pair is synchronous (sync-blind) "
-              f"can reach about {100 / pairs:.0f} % (1 of the {pairs} pairs); above that it "
-              "must have seen the pair: its shared motion, or the one offset between its "
-              "digits that it keeps in every frame (no frame order needed: the paper's "
-              "Space-only). Sync pair: of the pairs of digits in a clip, how often the model "
-              f"ranks the synchronous one first (a sync-blind model scores {100 / pairs:.0f} "
-              "%). Notes: how far that is from sync-blind, in binomial standard errors."]
-    lines += _order_lines(digits, results)
-    path = os.path.join(work_dir, "table.md")
-    from rstg_tf.data.atomic import atomic_write_text
-    atomic_write_text(path, "\n".join(lines) + "\n")
-    plots.bar_chart([r.replace("rstg_", "") for r in rows],
-                    {"ours (top-1 %)": [100 * results[r]["top1"] if r in results else None
-                                        for r in rows],
-                     "paper (%)": [PAPER[digits][r] for r in rows]},
-                    os.path.join(work_dir, "table.png"),
-                    f"{digits}SyncMNIST accuracy, budget {budget}", y_label="%",
-                    y_max=100.0, levels={f"chance {chance:.1f} %": chance,
-                                         f"sync-blind {100 / pairs:.0f} %": 100 / pairs})
-    return path
-
-
-def _order_lines(digits, results, min_gap=5.0):
-    """table.md's section on the paper's order: each pair of our rows the paper separates
-    by >= ``min_gap`` points, ours beside it in standard errors (rstg_tf.training.ranking)."""
-    from rstg_tf.training import ranking
-
-    comparisons = ranking.paper_order(PAPER[digits], results, min_gap=min_gap)
-    if not comparisons:
-        return []
-    counts = ranking.order_summary(comparisons)
-    return ["", f"## The paper's order (pairs it separates by >= {min_gap:g} points)", "",
-            f"{counts['holds']} of {len(comparisons)} hold beyond noise, "
-            f"{counts['reversed']} reversed, {counts['within noise']} within noise "
-            f"(top-1 difference over its standard error; |z| >= {ranking.Z_THRESHOLD:g}).", "",
-            *(f"- {c.describe()}" for c in comparisons)]
-
-
 def main(argv):
     del argv
     f = flags.FLAGS
@@ -248,7 +169,7 @@ def main(argv):
         results = _in_memory_rows(digits, budget, rows, work_dir, f, clock)
     else:
         results = _shard_rows(digits, budget, rows, work_dir, data_dir, f, clock)
-    path = _table(digits, budget, rows, results, work_dir)
+    path = write_table(digits, budget, rows, results, work_dir)
     print(open(path).read())
     print(f"finished in {clock.minutes():.1f} min; table: {path}, chart: "
           f"{os.path.join(work_dir, 'table.png')}")
@@ -257,6 +178,20 @@ def main(argv):
 def _row_flags(digits, budget, row):
     return [f"--flagfile=configs/syncmnist{digits}_{row}.flags",
             f"--flagfile=configs/budget_{budget}.flags"]
+
+
+def _row_config(digits, budget, row, backbone, work_dir, f):
+    """The TrainConfig ``python -m train`` makes of a row's flags (+ --extra_flags)."""
+    from train.train_flags import config_from_flags, define_flags
+
+    fv = flags.FlagValues()
+    define_flags(fv, required=False)
+    try:
+        fv(["table", *_row_flags(digits, budget, row), f"--backbone_weights={backbone}",
+            f"--model_dir={os.path.join(work_dir, row)}", *f.extra_flags])
+        return config_from_flags(fv)
+    except (flags.Error, ValueError) as e:
+        raise ValueError(f"row {row}: {e}") from None
 
 
 def _report(digits, row, result):
@@ -286,7 +221,28 @@ def _shard_rows(digits, budget, rows, work_dir, data_dir, f, clock):
         with open(eval_path) as fh:
             results[row] = json.load(fh)
         _report(digits, row, results[row])
+    if f.probe:
+        _probe(digits, budget, rows[0], work_dir, data_dir, backbone, f, clock)
     return results
+
+
+def _probe(digits, budget, row, work_dir, data_dir, backbone, f, clock):
+    """``python -m train.probe`` on the budget's backbone with the rows' steps, when the
+    rows keep it frozen (probe.json: a line in table.md); once per work_dir."""
+    path = os.path.join(work_dir, "probe.json")
+    config = _row_config(digits, budget, row, backbone, work_dir, f)
+    if os.path.exists(path) or not config.freeze_backbone:
+        return
+    if clock.budget is not None and clock.budget - clock.minutes() < PROBE_MINUTES:
+        print(f"sync-blind probes: not run, under {PROBE_MINUTES} min of the time budget "
+              "left.", flush=True)
+        return
+    steps = [f"--steps_per_epoch={config.steps_per_epoch}"] if config.steps_per_epoch else []
+    _run(["-m", "train.probe", f"--data_dir={data_dir}", f"--backbone_weights={backbone}",
+          f"--num_filters={config.model.num_filters}", f"--rows_dir={work_dir}",
+          f"--output={path}", f"--epochs={config.epochs}", f"--batch_size={config.batch_size}",
+          *steps, f"--verbose={min(config.verbose, 2)}"],
+         log_path=os.path.join(work_dir, "probe.log"))
 
 
 def _in_memory_data(digits, budget, backbone, f):
@@ -322,7 +278,6 @@ def _in_memory_data(digits, budget, backbone, f):
 def _in_memory_rows(digits, budget, rows, work_dir, f, clock):
     """Every row trained in this process on videos generated into memory."""
     from rstg_tf.training.in_memory import check_in_memory, train_in_memory
-    from train.train_flags import config_from_flags, define_flags
 
     backbone = _backbone_path(work_dir, budget)
     paths = {row: os.path.join(work_dir, row, "result.json") for row in rows}
@@ -330,14 +285,10 @@ def _in_memory_rows(digits, budget, rows, work_dir, f, clock):
     for row in rows:               # every pending row's flags checked before any work
         if os.path.exists(paths[row]):
             continue
-        fv = flags.FlagValues()
-        define_flags(fv, required=False)
+        configs[row] = _row_config(digits, budget, row, backbone, work_dir, f)
         try:
-            fv(["table", *_row_flags(digits, budget, row), f"--backbone_weights={backbone}",
-                f"--model_dir={os.path.dirname(paths[row])}", *f.extra_flags])
-            configs[row] = config_from_flags(fv)
             check_in_memory(configs[row])
-        except (flags.Error, ValueError) as e:
+        except ValueError as e:
             raise ValueError(f"row {row}: {e}") from None
     if configs:
         data = _in_memory_data(digits, budget, backbone, f)

@@ -14,6 +14,9 @@ runner makes.
   independent proportions, ``sqrt(p1 (1 - p1) / n1 + p2 (1 - p2) / n2)`` (the rows share a
   test set, so this is conservative: their errors are correlated).
 
+* ``probe_summary``: the line table.md gives the sync-blind probes of the same frozen
+  backbone (``python -m train.probe``'s JSON), when the work dir has one.
+
 * ``prediction_fields`` / ``collapse_note``: how many classes the model's top-1 uses on
   the test clips; a model that gives every clip the same class has an output that does not
   depend on its input (a collapsed run, e.g. dead ReLUs), which "at chance" alone hides.
@@ -29,7 +32,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
-from typing import Dict, Iterable, List, Mapping, Optional
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 # |difference| / standard error needed to call a difference real (~95 % two-sided).
 Z_THRESHOLD = 2.0
@@ -76,6 +79,38 @@ def collapse_note(result: Mapping[str, object]) -> Optional[str]:
     if result.get("predicted_classes") == 1 and int(result.get("num_videos") or 0) > 1:
         return "predicts one class for every clip (its output ignores the input)"
     return None
+
+
+def probe_summary(report: Mapping[str, object], num_digits: int) -> Tuple[str, float]:
+    """table.md's line on the sync-blind probes of the same frozen backbone, from the JSON
+    ``python -m train.probe`` writes, and the best probe's last val top-1 (%).
+
+    Raises ValueError naming what is wrong when ``report`` is not such a JSON for
+    ``num_digits``-digit clips.
+    """
+    if not isinstance(report, Mapping) or not isinstance(report.get("probes"), Mapping):
+        raise ValueError("not a train.probe report (no 'probes').")
+    if report.get("num_digits") != num_digits:
+        raise ValueError(f"its probes read {report.get('num_digits')}-digit clips, not "
+                         f"{num_digits}-digit ones.")
+    last = {}
+    for kind, history in report["probes"].items():
+        top1 = history.get("val_top1") if isinstance(history, Mapping) else None
+        if not isinstance(top1, list) or not top1:
+            raise ValueError(f"probe {kind!r} has no val_top1 history.")
+        last[kind] = 100 * float(top1[-1])
+    if not last:
+        raise ValueError("it has no probes.")
+    steps = (f"{report.get('epochs')} x {report.get('steps_per_epoch')} steps of "
+             f"{report.get('batch_size')}")
+    figures = ", ".join(f"`{k}` {v:.1f} %" for k, v in last.items())
+    line = (f"Sync-blind probes (`python -m train.probe`: small readers that cannot find the "
+            f"pair, on the frozen {report.get('num_filters')}-filter backbone of "
+            f"`{report.get('backbone_weights')}`, {steps}): val top-1 {figures} on "
+            f"{report.get('val_videos')} test videos of `{report.get('data_dir')}`. A row at "
+            "or under them has read no more from those features than a reader blind to the "
+            "pair.")
+    return line, max(last.values())
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,125 @@
+"""table.md and table.png of ``python -m train.table``: our rows beside the paper's.
+
+``write_table`` puts each row's test top-1 / top-5 / sync pair beside the paper's figure
+(SPEC section 9) with its parameter count and a note (at chance, collapsed, sync-blind or
+finding the pair, trained fewer epochs than planned), the sync-blind probes' line when the
+work dir has a ``probe.json``, and the paper's order checked pair by pair against test-set
+noise (``rstg_tf.training.ranking``); then a bar chart.
+"""
+
+import json
+import os
+
+PAPER = {  # SPEC section 9, Table 1 (accuracy %).
+    3: {"mean_lstm": 77.0, "conv_lstm": 95.0, "rstg_space_only": 61.3,
+        "rstg_time_only": 89.7, "rstg_homogeneous": 95.7, "rstg_one_temp": 97.0,
+        "rstg_all_temp": 98.9},
+    5: {"conv_lstm": 39.7, "i3d": 90.6, "non_local": 93.5, "rstg_homogeneous": 58.3,
+        "rstg_one_temp": 74.1, "rstg_all_temp": 94.5, "rstg_positional_all_temp": 97.2},
+}
+
+
+def epochs_note(model_dir):
+    """'trained N of M epochs' when the row's log.csv stops short of its config.json's
+    epochs (a time limit or TerminateOnNaN ended it); '' otherwise."""
+    from rstg_tf.training.run_log import read_log
+
+    epochs = read_log(model_dir).get("epoch")
+    try:
+        with open(os.path.join(model_dir, "config.json")) as fh:
+            planned = int(json.load(fh)["epochs"])
+    except (OSError, ValueError, KeyError):
+        return ""
+    done = int(max(epochs)) + 1 if epochs else 0
+    return f"trained {done} of {planned} epochs" if epochs and done < planned else ""
+
+
+def write_table(digits, budget, rows, results, work_dir):
+    """Writes ``work_dir``/table.md and table.png from ``results`` (row -> its
+    eval_test.json or result.json); returns table.md's path."""
+    from rstg_tf import plots
+    from rstg_tf.training import ranking
+
+    lines = [f"# Table 1, {digits}SyncMNIST, budget `{budget}`", "",
+             "| model | ours top-1 % | ours top-5 % | sync pair % | paper % | parameters "
+             "| note |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    chance = 100.0 / 46
+    for row in rows:
+        r = results.get(row)
+        if r is None:
+            lines.append(f"| {row} | not run | | | {PAPER[digits][row]} | | |")
+            continue
+        top1 = 100 * r["top1"]
+        if top1 < 2 * chance:
+            collapsed = ranking.collapse_note(r)
+            note = "at chance within this budget" + (f"; {collapsed}" if collapsed else "")
+        else:
+            note = ranking.sync_verdict(r) or ""
+        short = epochs_note(os.path.join(work_dir, row))
+        if short:
+            note = f"{note}; {short}" if note else short
+        sync = r.get("sync_pair_top1")
+        sync = "" if sync is None else f"{100 * sync:.1f}"
+        lines.append(f"| {row} | {top1:.1f} | {100 * r['top5']:.1f} | {sync} "
+                     f"| {PAPER[digits][row]} | {r['parameters']:,} | {note} |")
+    pairs = digits * (digits - 1) // 2
+    lines += ["", f"Chance: {chance:.1f} %. Test videos: "
+              f"{max((r['num_videos'] for r in results.values()), default=0)}. A model that "
+              f"recognises the {digits} digits but not which pair is synchronous (sync-blind) "
+              f"can reach about {100 / pairs:.0f} % (1 of the {pairs} pairs); above that it "
+              "must have seen the pair: its shared motion, or the one offset between its "
+              "digits that it keeps in every frame (no frame order needed: the paper's "
+              "Space-only). Sync pair: of the pairs of digits in a clip, how often the model "
+              f"ranks the synchronous one first (a sync-blind model scores {100 / pairs:.0f} "
+              "%). Notes: how far that is from sync-blind, in binomial standard errors."]
+    probe, levels = probe_line_of(work_dir, digits), {}
+    if probe:
+        lines += ["", probe[0]]
+        levels[f"sync-blind probes (best) {probe[1]:.1f} %"] = probe[1]
+    lines += order_lines(digits, results)
+    path = os.path.join(work_dir, "table.md")
+    from rstg_tf.data.atomic import atomic_write_text
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    plots.bar_chart([r.replace("rstg_", "") for r in rows],
+                    {"ours (top-1 %)": [100 * results[r]["top1"] if r in results else None
+                                        for r in rows],
+                     "paper (%)": [PAPER[digits][r] for r in rows]},
+                    os.path.join(work_dir, "table.png"),
+                    f"{digits}SyncMNIST accuracy, budget {budget}", y_label="%",
+                    y_max=100.0, levels={f"chance {chance:.1f} %": chance,
+                                         f"sync-blind {100 / pairs:.0f} %": 100 / pairs,
+                                         **levels})
+    return path
+
+
+def probe_line_of(work_dir, digits):
+    """(line, best probe %) from work_dir/probe.json (``python -m train.probe``), if it
+    has one; a file that is not a probe report of these clips is named and left out."""
+    from rstg_tf.training.ranking import probe_summary
+
+    path = os.path.join(work_dir, "probe.json")
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as fh:
+            return probe_summary(json.load(fh), digits)
+    except (ValueError, OSError) as e:           # json.JSONDecodeError is a ValueError
+        print(f"warning: {path} left out of table.md: {e}", flush=True)
+        return None
+
+
+def order_lines(digits, results, min_gap=5.0):
+    """table.md's section on the paper's order: each pair of our rows the paper separates
+    by >= ``min_gap`` points, ours beside it in standard errors (rstg_tf.training.ranking)."""
+    from rstg_tf.training import ranking
+
+    comparisons = ranking.paper_order(PAPER[digits], results, min_gap=min_gap)
+    if not comparisons:
+        return []
+    counts = ranking.order_summary(comparisons)
+    return ["", f"## The paper's order (pairs it separates by >= {min_gap:g} points)", "",
+            f"{counts['holds']} of {len(comparisons)} hold beyond noise, "
+            f"{counts['reversed']} reversed, {counts['within noise']} within noise "
+            f"(top-1 difference over its standard error; |z| >= {ranking.Z_THRESHOLD:g}).", "",
+            *(f"- {c.describe()}" for c in comparisons)]
