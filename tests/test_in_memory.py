@@ -103,6 +103,7 @@ def test_table_in_memory_runs_under_jax_without_tensorflow(tmp_path):
         assert 0 < limit < 0.85 * 60, limit
         assert report["num_videos"] == 40 and 0.0 <= report["top1"] <= report["top5"] <= 1.0
         assert 0 < report["sync_pair_videos"] <= 40 and 0.0 <= report["sync_pair_top1"] <= 1.0
+        assert 0.0 <= report["present_pair_top1"] <= 1.0
         assert 1 <= report["predicted_classes"] <= 40 and 0 < report["top_class_share"] <= 1
         assert (work_dir / row / "best.keras").stat().st_size > 0
         assert len((work_dir / row / "log.csv").read_text().splitlines()) == 3

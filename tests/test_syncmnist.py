@@ -8,7 +8,8 @@ import pytest
 from rstg_tf.data import pil_resize
 from rstg_tf.data.syncmnist import (NO_SYNC_LABEL, NUM_CLASSES, PAIR_LABELS, SyncMnistConfig,
                                     SyncMnistGenerator, label_name, pair_label,
-                                    sync_pair_accuracy, sync_pair_fields)
+                                    present_pair_accuracy, sync_pair_accuracy,
+                                    sync_pair_fields)
 from tests.syncmnist_fixtures import fake_mnist
 
 
@@ -237,6 +238,19 @@ def test_sync_pair_accuracy_scores_the_pair_only():
     assert sync_pair_accuracy(blind[:5], digits[:5], np.full(5, NO_SYNC_LABEL)) == (None, 0)
     fields = sync_pair_fields(blind, digits, labels)
     assert fields["sync_pair_videos"] == n - 30 and fields["sync_pair_chance"] == 1 / 3
+    # the digit part: it knows the digits, so its top-1 is always one of their pairs; a model
+    # that does not picks one of the 3 present pairs about 3 times in 46
+    assert fields["present_pair_top1"] == present_pair_accuracy(blind, digits, labels) == 1.0
+    noise = rng.normal(size=(n, NUM_CLASSES))
+    assert abs(present_pair_accuracy(noise, digits, labels) - 3 / 46) < 0.015
+    # top-1 ~ present pair x sync pair: half the clips' digits forgotten
+    half = blind.copy()
+    half[::2] = noise[::2]
+    top1 = np.mean(np.argmax(half, axis=1)[30:] == labels[30:])
+    assert abs(present_pair_accuracy(half, digits, labels) - (0.5 + 0.5 * 3 / 46)) < 0.03
+    assert abs(top1 - present_pair_accuracy(half, digits, labels)
+               * sync_pair_accuracy(half, digits, labels)[0]) < 0.03
+    assert present_pair_accuracy(blind[:5], digits[:5], np.full(5, NO_SYNC_LABEL)) is None
     with pytest.raises(ValueError, match=r"logits must be \[N, 46\]"):
         sync_pair_accuracy(blind[:, :10], digits, labels)
     with pytest.raises(ValueError, match="digits must be"):

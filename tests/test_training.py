@@ -253,6 +253,11 @@ def test_evaluate_writes_json_and_plots(tmp_path, data_dir):
     assert report["sync_pair_videos"] == 16 - confusion[45].sum()
     assert 0.0 <= report["sync_pair_top1"] <= 1.0 and report["sync_pair_chance"] == 1 / 3
     assert "sync pair" in result.stdout
+    # present pair: the top-1 class is a pair of the clip's own digits, so at least every
+    # clip with a synchronous pair whose top-1 is right
+    right = np.trace(confusion) - confusion[45, 45]
+    assert right / report["sync_pair_videos"] - 1e-9 <= report["present_pair_top1"] <= 1.0
+    assert "present pair" in result.stdout
     # how many classes the top-1 uses (1: a collapsed model, which evaluate warns about)
     assert report["predicted_classes"] == int((confusion.sum(axis=0) > 0).sum())
     assert report["top_class_share"] == confusion.sum(axis=0).max() / 16
@@ -324,8 +329,9 @@ def test_table_runner_end_to_end(tmp_path, data_dir, mnist_npz):
     assert 0 < limits[1] < 60 and 0 < limits[0] <= 0.85 * 60 / 2, limits
     table = (work_dir / "table.md").read_text()
     assert "| mean_lstm |" in table and "| 77.0 |" in table       # paper's Mean+LSTM
-    # top-1, top-5 and sync pair filled in, then the paper's figure
-    assert re.search(r"\| mean_lstm \| [\d.]+ \| [\d.]+ \| [\d.]+ \| 77\.0 \|", table), table
+    # top-1, top-5, present pair and sync pair filled in, then the paper's figure
+    assert re.search(r"\| mean_lstm \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| 77\.0 \|",
+                     table), table
     assert "| rstg_space_only |" in table and "61.3" in table
     # each row's note: at chance, or where its sync pair stands against sync-blind
     assert len(re.findall(r"\| (at chance within this budget|sync-blind: sync pair|finds "

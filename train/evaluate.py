@@ -1,9 +1,11 @@
 """Evaluate a trained model: ``python -m train.evaluate --model_dir=... --data=...``.
 
-Prints top-1 / top-5 and the sync-pair accuracy (of the pairs of digits in a clip, is the
-synchronous one ranked first; 1/3 for a sync-blind model on 3SyncMNIST)
-and writes eval_<split>.json (top1, top5, sync_pair_top1, per-class accuracy, confusion
-matrix, parameters), confusion_<split>.png and learning_curves.png (from log.csv).
+Prints top-1 / top-5, the sync-pair accuracy (of the pairs of digits in a clip, is the
+synchronous one ranked first; 1/3 for a sync-blind model on 3SyncMNIST) and the
+present-pair accuracy (is the top-1 class a pair of the clip's digits)
+and writes eval_<split>.json (top1, top5, sync_pair_top1, present_pair_top1, per-class
+accuracy, confusion matrix, parameters), confusion_<split>.png and learning_curves.png
+(from log.csv).
 """
 
 import json
@@ -38,6 +40,8 @@ def main(argv):
               f"{100 * results['sync_pair_top1']:.2f}%  (sync-blind "
               f"{100 * results['sync_pair_chance']:.1f}%, "
               f"{results['sync_pair_videos']} videos)")
+        print(f"present pair (the top-1 class is a pair of the clip's digits): "
+              f"{100 * results['present_pair_top1']:.2f}%")
     collapsed = collapse_note(results)
     if collapsed:
         print(f"warning: the model {collapsed}: a collapsed run (see log.csv)")
