@@ -152,3 +152,37 @@ def test_epochs_note(tmp_path):
     assert epochs_note(str(tmp_path)) == "trained 3 of 4 epochs"   # a resumed epoch once
     (tmp_path / "log.csv").write_text("epoch,loss\n0,1.0\n1,0.9\n2,0.8\n3,0.7\n")
     assert epochs_note(str(tmp_path)) == ""
+
+
+def test_table_probes_run_only_for_a_frozen_backbone_with_time_left(tmp_path, monkeypatch,
+                                                                     capsys):
+    import types
+
+    import train.table as table
+
+    runs = []
+    monkeypatch.setattr(table, "_run", lambda args, log_path=None: runs.append(args))
+    clock, fake = None, FakeClock()
+
+    def probe(extra=(), budget=None):
+        nonlocal clock
+        clock = TimeBudget(budget, clock=fake)
+        f = types.SimpleNamespace(extra_flags=list(extra))
+        table._probe(3, "quick", "rstg_all_temp", str(tmp_path), "data/d", "bb.weights.h5",
+                     f, clock)
+
+    probe(["--epochs=2", "--steps_per_epoch=10"])        # quick: frozen, no time budget
+    assert len(runs) == 1 and runs[0][:2] == ["-m", "train.probe"]
+    for flag in ("--data_dir=data/d", "--backbone_weights=bb.weights.h5", "--num_filters=32",
+                 "--epochs=2", "--steps_per_epoch=10", "--batch_size=16",
+                 f"--output={tmp_path / 'probe.json'}", f"--rows_dir={tmp_path}"):
+        assert flag in runs[0], flag
+    probe(["--nofreeze_backbone"])                       # a fine-tuned backbone: no probes
+    probe(budget=10.0)
+    fake.t += 7.5 * 60                                   # 2.5 of 10 minutes left
+    table._probe(3, "quick", "rstg_all_temp", str(tmp_path), "data/d", "bb.weights.h5",
+                 types.SimpleNamespace(extra_flags=[]), clock)
+    assert len(runs) == 2 and "not run, under 3 min of the time budget" in capsys.readouterr().out
+    (tmp_path / "probe.json").write_text("{}")           # once per work dir
+    probe()
+    assert len(runs) == 2
