@@ -178,6 +178,7 @@ def test_table_probes_run_only_for_a_frozen_backbone_with_time_left(tmp_path, mo
                  f"--output={tmp_path / 'probe.json'}", f"--rows_dir={tmp_path}"):
         assert flag in runs[0], flag
     probe(["--nofreeze_backbone"])                       # a fine-tuned backbone: no probes
+    assert "not run, the rows fine-tune the backbone" in capsys.readouterr().out
     probe(budget=10.0)
     fake.t += 7.5 * 60                                   # 2.5 of 10 minutes left
     table._probe(3, "quick", "rstg_all_temp", str(tmp_path), "data/d", "bb.weights.h5",
@@ -185,4 +186,4 @@ def test_table_probes_run_only_for_a_frozen_backbone_with_time_left(tmp_path, mo
     assert len(runs) == 2 and "not run, under 3 min of the time budget" in capsys.readouterr().out
     (tmp_path / "probe.json").write_text("{}")           # once per work dir
     probe()
-    assert len(runs) == 2
+    assert len(runs) == 2 and "probe.json is there already" in capsys.readouterr().out

@@ -232,6 +232,8 @@ def _probe(digits, budget, row, work_dir, data_dir, backbone, f, clock):
     path = os.path.join(work_dir, "probe.json")
     config = _row_config(digits, budget, row, backbone, work_dir, f)
     if os.path.exists(path) or not config.freeze_backbone:
+        print(f"sync-blind probes: {path} is there already" if config.freeze_backbone else
+              "sync-blind probes: not run, the rows fine-tune the backbone", flush=True)
         return
     if clock.budget is not None and clock.budget - clock.minutes() < PROBE_MINUTES:
         print(f"sync-blind probes: not run, under {PROBE_MINUTES} min of the time budget "
