@@ -79,11 +79,9 @@ def main(argv):
     if not os.path.exists(f.backbone_weights):
         raise FileNotFoundError(f"--backbone_weights {f.backbone_weights} does not exist.")
     rows = _rows_curves(f.rows_dir) if f.rows_dir else {}
-    from rstg_tf import plots
-    from rstg_tf.data.atomic import atomic_write_text
     from rstg_tf.models import ModelConfig
     from rstg_tf.training.feature_probe import (all_probe_inputs, run_probe,
-                                                sync_blind_optimum)
+                                                sync_blind_optimum, write_val_top1_report)
 
     config = ModelConfig(num_filters=f.num_filters)
     train, num_digits = _split_features(f, "train", config)
@@ -109,19 +107,12 @@ def main(argv):
     series = {f"probe {k}": [100 * v for v in h["val_top1"]]
               for k, h in results["probes"].items()}
     series.update(rows)
-    png = f.output[:-len(".json")] + ".png"
     results["rows_val_top1"] = rows
-    results["files"] = {"json": f.output, "png": png}
-    os.makedirs(os.path.dirname(os.path.abspath(f.output)), exist_ok=True)
-    plots.line_chart(series, png, f"Val top-1: sync-blind probes of the frozen "
-                     f"{f.num_filters}-filter backbone ({num_digits} digits)",
-                     x_label=f"epoch ({f.steps_per_epoch} steps of {f.batch_size})",
-                     y_label="val top-1 %", legend_outside=True,
-                     levels={f"sync-blind optimum {100 * optimum['top1']:.1f} %":
-                             100 * optimum["top1"]})
-    atomic_write_text(f.output, json.dumps(results, indent=1) + "\n")
-    print(json.dumps({"files": results["files"]}))
-
+    files = write_val_top1_report(
+        results, f.output, series, f"Val top-1: sync-blind probes of the frozen "
+        f"{f.num_filters}-filter backbone ({num_digits} digits)",
+        f"epoch ({f.steps_per_epoch} steps of {f.batch_size})", optimum, legend_outside=True)
+    print(json.dumps({"files": files}))
 
 if __name__ == "__main__":
     cli.run(main)

