@@ -116,7 +116,10 @@ def sync_pair_accuracy(logits, digits, labels) -> Tuple[Optional[float], int]:
     Returns:
       (accuracy, or None when no clip has a synchronous pair; clips counted).
     """
-    logits, labels, candidates = _synced_candidates(logits, digits, labels)
+    return _sync_pair(*_synced_candidates(logits, digits, labels))
+
+
+def _sync_pair(logits, labels, candidates) -> Tuple[Optional[float], int]:
     if not len(labels):
         return None, 0
     scores = np.take_along_axis(logits, candidates, axis=1)
@@ -130,7 +133,10 @@ def present_pair_accuracy(logits, digits, labels) -> Optional[float]:
     recognition part of top-1, over the clips ``sync_pair_accuracy`` counts (None when
     there are none). Top-1 is about this times the sync-pair accuracy; a model that knows
     the digits scores 1."""
-    logits, labels, candidates = _synced_candidates(logits, digits, labels)
+    return _present_pair(*_synced_candidates(logits, digits, labels))
+
+
+def _present_pair(logits, labels, candidates) -> Optional[float]:
     if not len(labels):
         return None
     return float((candidates == np.argmax(logits, axis=1)[:, None]).any(axis=1).mean())
@@ -140,11 +146,12 @@ def sync_pair_fields(logits, digits, labels) -> Dict[str, object]:
     """``sync_pair_accuracy`` and ``present_pair_accuracy`` as result fields:
     ``sync_pair_top1``, ``sync_pair_videos``, ``sync_pair_chance`` (what a sync-blind model
     scores) and ``present_pair_top1``."""
-    accuracy, count = sync_pair_accuracy(logits, digits, labels)
+    synced = _synced_candidates(logits, digits, labels)        # checked and built once
+    accuracy, count = _sync_pair(*synced)
     num_digits = np.shape(digits)[1]
     return {"sync_pair_top1": accuracy, "sync_pair_videos": count,
             "sync_pair_chance": 2.0 / (num_digits * (num_digits - 1)),
-            "present_pair_top1": present_pair_accuracy(logits, digits, labels)}
+            "present_pair_top1": _present_pair(*synced)}
 
 
 @dataclasses.dataclass(frozen=True)

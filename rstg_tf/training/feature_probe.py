@@ -152,10 +152,21 @@ def run_probe(kind: str, train: Tuple[np.ndarray, np.ndarray],
     build = _probe(kind)[0]
     keras.utils.set_random_seed(seed)
     model = build(train[0].shape[1:], num_classes)
+    return fit_adam(model, train, val, epochs, steps_per_epoch, batch_size, learning_rate,
+                    seed, verbose)
+
+
+def fit_adam(model: keras.Model, train: Tuple[np.ndarray, np.ndarray],
+             val: Tuple[np.ndarray, np.ndarray], epochs: int, steps_per_epoch: int,
+             batch_size: int, learning_rate: float, seed: int = 0, verbose: int = 0,
+             top_k: Sequence[int] = (1, 5)) -> Dict[str, list]:
+    """Fits ``model`` (logits) with Adam and cross-entropy on ``steps_per_epoch`` shuffled
+    batches of ``train`` an epoch, validated on ``val``; returns the per-epoch history
+    (loss, top<k> and their val_ twins) as floats. Shared by the probes and the oracle."""
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.SparseTopKCategoricalAccuracy(1, name="top1"),
-                           keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5")])
+                  metrics=[keras.metrics.SparseTopKCategoricalAccuracy(k, name=f"top{k}")
+                           for k in top_k])
     batches = ShuffledBatches(train[0], train[1], batch_size, steps_per_epoch, seed=seed)
     history = model.fit(**batches.fit_arguments(epochs), epochs=epochs, verbose=verbose,
                         **validation_arguments(val, 256))

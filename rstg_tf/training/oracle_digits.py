@@ -24,7 +24,7 @@ import numpy as np
 from rstg_tf.config import RSTGConfig
 from rstg_tf.data.syncmnist import NUM_CLASSES, SyncMnistGenerator, sync_pair_fields
 from rstg_tf.layers.rstg import RSTG
-from rstg_tf.training.array_inputs import ShuffledBatches, validation_arguments
+from rstg_tf.training.feature_probe import fit_adam
 
 
 def _cell_shares(start: np.ndarray, size: int, canvas: int, grid: int) -> np.ndarray:
@@ -99,14 +99,9 @@ def run_oracle(schedule: str, train: Tuple[np.ndarray, np.ndarray, np.ndarray],
     on ``test``; returns the per-epoch history and the test clips' sync-pair fields."""
     keras.utils.set_random_seed(seed)
     model = oracle_model(schedule, train[0].shape[1:], node_dim, message_dim)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.SparseTopKCategoricalAccuracy(1, name="top1")])
-    batches = ShuffledBatches(train[0], train[1], batch_size, steps_per_epoch, seed=seed)
-    history = model.fit(**batches.fit_arguments(epochs), epochs=epochs, verbose=verbose,
-                        **validation_arguments(test[:2], 256))
+    history = fit_adam(model, train[:2], test[:2], epochs, steps_per_epoch, batch_size,
+                       learning_rate, seed, verbose, top_k=(1,))
     logits = model.predict(test[0], batch_size=256, verbose=0)
-    return {**{k: [float(v) for v in values] for k, values in history.history.items()},
-            **sync_pair_fields(logits, test[2], test[1]),
+    return {**history, **sync_pair_fields(logits, test[2], test[1]),
             "test_top1": float(np.mean(np.argmax(logits, axis=1) == test[1])),
             "parameters": int(model.count_params())}
