@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from rstg_tf.data.syncmnist import SyncMnistConfig, SyncMnistGenerator
-from rstg_tf.training.oracle_digits import digit_maps, oracle_arrays, run_oracle
+from rstg_tf.training import oracle_digits
+from rstg_tf.training.oracle_digits import (digit_maps, digit_trajectories, oracle_arrays,
+                                            run_oracle)
 from tests.helpers import run_python
 from tests.syncmnist_fixtures import fake_mnist, write_fake_npz
 
@@ -49,6 +51,44 @@ def test_oracle_arrays_and_a_schedule_learning_from_them():
     assert 0.0 <= result["present_pair_top1"] <= 1.0 and result["parameters"] > 0
 
 
+def test_digit_trajectories_give_positions_or_steps_per_class_channel():
+    coords = np.array([[[0, 0], [71, 36]], [[10, 5], [61, 31]], [[13, 5], [64, 31]]])
+    positions = digit_trajectories(coords, np.array([7, 2]))
+    assert positions.shape == (3, 10, 3) and positions.dtype == np.float32
+    np.testing.assert_array_equal(positions[:, [7, 2], 0], 1.0)
+    assert not np.delete(positions, [7, 2], axis=1).any()
+    np.testing.assert_allclose(positions[:, 2, 1:], coords[:, 1] / 71, rtol=1e-6)
+    steps = digit_trajectories(coords, np.array([7, 2]), "steps")
+    np.testing.assert_array_equal(steps[0], positions[0])          # frame 0: where they start
+    np.testing.assert_array_equal(steps[:, [7, 2], 0], 1.0)
+    # frames 1..: the moves, in canvas pixels / 71; digits 7 and 2 move alike in frame 2
+    np.testing.assert_allclose(steps[1:, 7, 1:] * 71, [[10, 5], [3, 0]], atol=1e-5)
+    np.testing.assert_allclose(steps[1:, 2, 1:] * 71, [[-10, -5], [3, 0]], atol=1e-5)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        digit_trajectories(coords, np.array([7, 2]), "velocity")
+    with pytest.raises(ValueError, match="distinct classes"):
+        digit_trajectories(coords, np.array([2, 2]))
+
+
+def test_mlp_head_learns_from_steps_and_rstg_refuses_trajectories():
+    images, labels = fake_mnist(12)
+    gen = SyncMnistGenerator(images, labels, "train", SyncMnistConfig(num_frames=4))
+    steps, labels, digits = oracle_arrays(gen, 48, inputs="steps")
+    assert steps.shape == (48, 4, 10, 3)
+    video = gen.video(7)
+    np.testing.assert_array_equal(steps[7], digit_trajectories(video.coords, video.digits,
+                                                               "steps"))
+    with pytest.raises(ValueError, match="inputs must be one of"):
+        oracle_arrays(gen, 4, inputs="pixels")
+    data = (steps, labels, digits)
+    result = run_oracle("mlp", data, data, epochs=3, steps_per_epoch=6, batch_size=8,
+                        learning_rate=3e-3, mlp_width=16)
+    assert result["loss"][-1] < result["loss"][0]
+    assert result["parameters"] == (120 * 16 + 16) + (16 * 16 + 16) + (16 * 46 + 46)
+    with pytest.raises(ValueError, match="RSTG schedules read maps"):
+        run_oracle("time_only", data, data, epochs=1, steps_per_epoch=1, batch_size=8)
+
+
 def test_oracle_program_end_to_end_and_bad_output(tmp_path):
     npz = write_fake_npz(tmp_path / "mnist.npz")
     out = tmp_path / "oracle" / "oracle.json"
@@ -66,3 +106,25 @@ def test_oracle_program_end_to_end_and_bad_output(tmp_path):
     assert "time_only: test top-1" in result.stdout
     bad = run_python(["-m", "train.oracle", f"--mnist={npz}", f"--output={tmp_path}/o.txt"])
     assert bad.returncode == 2 and "--output must name a .json file" in bad.stderr
+    bad = run_python(["-m", "train.oracle", f"--mnist={npz}", "--inputs=steps",
+                      f"--output={tmp_path}/o.json"])
+    assert bad.returncode == 2 and "use --schedules=mlp" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_oracle_program_mlp_on_steps(tmp_path):
+    from train import oracle
+
+    assert oracle.INPUTS == list(oracle_digits.INPUTS)
+    npz = write_fake_npz(tmp_path / "mnist.npz")
+    out = tmp_path / "steps.json"
+    result = run_python(["-m", "train.oracle", f"--mnist={npz}", "--inputs=steps",
+                         "--schedules=mlp", "--mlp_width=8", "--train_videos=32",
+                         "--test_videos=16", "--epochs=2", "--steps_per_epoch=2",
+                         "--batch_size=8", f"--output={out}", "--verbose=0"])
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["inputs"] == "steps" and report["mlp_width"] == 8
+    assert list(report["schedules"]) == ["mlp"]
+    assert report["schedules"]["mlp"]["parameters"] == (300 * 8 + 8) + (8 * 8 + 8) + (8 * 46 + 46)
+    assert "train: oracle steps of 32 videos" in result.stdout

@@ -9,6 +9,13 @@ which pair is synchronous. Trained with the quick rows' optimiser and steps by d
 (Adam 3e-4, 7 x 300 steps of 16, 10k train / 1k test videos from real MNIST, generated
 in memory). Writes the JSON (per-epoch history, test top-1, sync pair and present pair
 of each schedule) and a PNG of val top-1 per epoch beside it.
+
+  python -m train.oracle --digits=3 --inputs=steps --schedules=mlp --train_videos=100000 \
+      --epochs=30 --learning_rate=1e-3 --output=runs/oracle3/mlp_steps_100k.json
+
+``--inputs=positions|steps`` gives the digits' exact trajectories instead of maps, read
+by a plain MLP (``--schedules=mlp``, ``--mlp_width``): how hard the pair is for a learner
+told where every digit is, or how every digit moves.
 """
 
 import json
@@ -19,9 +26,15 @@ from train import cli
 
 # rstg_tf.config's schedules, spelled out so that parsing flags does not load Keras.
 SCHEDULES = ["space_only", "time_only", "one_temp", "all_temp", "homogeneous"]
+INPUTS = ["maps", "positions", "steps"]            # oracle_digits.INPUTS
 flags.DEFINE_enum("digits", "3", ["3", "5"], "3SyncMNIST or 5SyncMNIST.")
-flags.DEFINE_multi_enum("schedules", ["space_only", "time_only", "all_temp"], SCHEDULES,
-                        "RSTG schedules to train, in order.")
+flags.DEFINE_multi_enum("schedules", ["space_only", "time_only", "all_temp"],
+                        SCHEDULES + ["mlp"],
+                        "RSTG schedules to train, in order; mlp: a plain MLP head.")
+flags.DEFINE_enum("inputs", "maps", INPUTS, "What the heads read: digit maps (6x6 cells x 10 "
+                  "classes), or each class's exact positions or per-frame steps (mlp only).")
+flags.DEFINE_integer("mlp_width", 512, "Width of the mlp head's two hidden layers.",
+                     lower_bound=1)
 flags.DEFINE_integer("train_videos", 10000, "Training videos.", lower_bound=16)
 flags.DEFINE_integer("test_videos", 1000, "Test videos.", lower_bound=1)
 flags.DEFINE_integer("epochs", 7, "Epochs (the quick budget's).", lower_bound=1)
@@ -50,8 +63,8 @@ def _arrays(f, mnist, split, count, num_digits):
     generator = SyncMnistGenerator(images, labels, split, SyncMnistConfig(num_digits))
     count = min(count, generator.num_videos)
     bar = keras.utils.Progbar(count, unit_name="video", verbose=1 if f.verbose else 0)
-    print(f"{split}: oracle digit maps of {count} videos", flush=True)
-    return oracle_arrays(generator, count, progress=bar.add)
+    print(f"{split}: oracle {f.inputs} of {count} videos", flush=True)
+    return oracle_arrays(generator, count, progress=bar.add, inputs=f.inputs)
 
 
 def main(argv):
@@ -59,6 +72,10 @@ def main(argv):
     f = flags.FLAGS
     if not f.output.endswith(".json"):
         raise ValueError(f"--output must name a .json file; got {f.output!r}.")
+    rstg = [s for s in f.schedules if s != "mlp"]
+    if f.inputs != "maps" and rstg:
+        raise ValueError(f"--inputs={f.inputs} is read by the mlp head only; RSTG schedules "
+                         f"({', '.join(rstg)}) read maps: use --schedules=mlp.")
     from rstg_tf.data.mnist import load_mnist
     from rstg_tf.training.feature_probe import sync_blind_optimum, write_val_top1_report
     from rstg_tf.training.oracle_digits import run_oracle
@@ -71,13 +88,15 @@ def main(argv):
     results = {"num_digits": num_digits, "train_videos": len(train[1]),
                "test_videos": len(test[1]), "epochs": f.epochs,
                "steps_per_epoch": f.steps_per_epoch, "batch_size": f.batch_size,
-               "learning_rate": f.learning_rate, "node_dim": f.node_dim,
+               "learning_rate": f.learning_rate, "inputs": f.inputs,
+               "mlp_width": f.mlp_width, "node_dim": f.node_dim,
                "message_dim": f.message_dim, "sync_blind_optimum": optimum, "schedules": {}}
     for schedule in dict.fromkeys(f.schedules):
         print(f"{schedule}: {f.epochs} x {f.steps_per_epoch} steps of {f.batch_size}",
               flush=True)
         r = run_oracle(schedule, train, test, f.epochs, f.steps_per_epoch, f.batch_size,
-                       f.learning_rate, f.node_dim, f.message_dim, f.seed, f.verbose)
+                       f.learning_rate, f.node_dim, f.message_dim, f.seed, f.verbose,
+                       f.mlp_width)
         results["schedules"][schedule] = r
         sync = r["sync_pair_top1"]
         print(f"{schedule}: test top-1 {100 * r['test_top1']:.1f}%, sync pair "
@@ -87,7 +106,7 @@ def main(argv):
     files = write_val_top1_report(
         results, f.output, {s: [100 * v for v in r["val_top1"]]
                             for s, r in results["schedules"].items()},
-        f"Val top-1 on oracle digit maps ({num_digits} digits)",
+        f"Val top-1 on oracle digit {f.inputs} ({num_digits} digits)",
         f"epoch ({f.steps_per_epoch} steps of {f.batch_size})", optimum)
     print(json.dumps({"files": files}))
 

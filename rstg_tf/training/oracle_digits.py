@@ -12,6 +12,14 @@ each frame gets
 so the only thing left to learn is which pair is synchronous (its shared motion or its
 constant offset, see ``rstg_tf.data.syncmnist.sync_pair_accuracy``). The head is the
 quick rows' (D = 64), trained with the rows' optimiser and steps by default.
+
+To ask how hard the pair is for any learner, the digits can also come as trajectories,
+read by a plain MLP (the ``mlp`` head) instead of an RSTG schedule:
+
+    positions [T, 10, 3]: per class channel, (present, row, col) of its box's corner,
+                          scaled by the largest corner (71); zeros for absent classes
+    steps     [T, 10, 3]: the same with frames 1.. holding (present, the step in row, the
+                          step in col) since the frame before: the motion, given outright
 """
 
 from __future__ import annotations
@@ -59,24 +67,52 @@ def digit_maps(coords, digits, grid: int = 6, canvas_size: int = 100,
     return maps
 
 
+TRAJECTORIES = ("positions", "steps")
+INPUTS = ("maps",) + TRAJECTORIES
+
+
+def digit_trajectories(coords, digits, kind: str = "positions",
+                       max_position: int = 71) -> np.ndarray:
+    """Oracle trajectories of one video: float32 [T, 10, 3], ``kind`` "positions" or
+    "steps" (see the module's docstring); ``coords`` and ``digits`` as ``digit_maps``."""
+    if kind not in TRAJECTORIES:
+        raise ValueError(f"kind must be one of {TRAJECTORIES}; got {kind!r}.")
+    coords, digits = np.asarray(coords), np.asarray(digits)
+    digit_maps(coords[:1], digits)                      # the same checks, on one frame
+    out = np.zeros((coords.shape[0], 10, 3), np.float32)
+    out[:, digits, 0] = 1.0
+    out[:, digits, 1:] = coords / max_position
+    if kind == "steps":
+        out[1:, :, 1:] = np.diff(out[:, :, 1:], axis=0)
+    return out
+
+
 def oracle_arrays(generator: SyncMnistGenerator, count: int, grid: int = 6,
-                  progress: Optional[Callable[[int], None]] = None
+                  progress: Optional[Callable[[int], None]] = None, inputs: str = "maps"
                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The first ``count`` videos of ``generator`` as (maps [N, T, grid, grid, 10],
-    labels [N], digits [N, D])."""
+    """The first ``count`` videos of ``generator`` as (inputs, labels [N], digits [N, D]):
+    inputs ``maps`` [N, T, grid, grid, 10], or ``positions`` / ``steps`` [N, T, 10, 3]."""
     if not 1 <= count <= generator.num_videos:
         raise ValueError(f"count must be in 1..{generator.num_videos}; got {count}.")
+    if inputs not in INPUTS:
+        raise ValueError(f"inputs must be one of {INPUTS}; got {inputs!r}.")
     cfg = generator.config
-    maps = np.zeros((count, cfg.num_frames, grid, grid, 10), np.float32)
+    shape = (grid, grid, 10) if inputs == "maps" else (10, 3)
+    x = np.zeros((count, cfg.num_frames) + shape, np.float32)
     labels = np.zeros(count, np.int64)
     digits = np.zeros((count, cfg.num_digits), np.int64)
     for i in range(count):
         video = generator.video(i)
-        maps[i] = digit_maps(video.coords, video.digits, grid, cfg.canvas_size, cfg.digit_size)
+        if inputs == "maps":
+            x[i] = digit_maps(video.coords, video.digits, grid, cfg.canvas_size,
+                              cfg.digit_size)
+        else:
+            x[i] = digit_trajectories(video.coords, video.digits, inputs,
+                                      cfg.canvas_size - cfg.digit_size - 1)
         labels[i], digits[i] = video.label, video.digits
         if progress:
             progress(1)
-    return maps, labels, digits
+    return x, labels, digits
 
 
 def oracle_model(schedule: str, map_shape: Sequence[int], node_dim: int = 64,
@@ -90,15 +126,33 @@ def oracle_model(schedule: str, map_shape: Sequence[int], node_dim: int = 64,
     return keras.Model(maps, logits, name=f"oracle_{schedule}")
 
 
+def mlp_model(input_shape: Sequence[int], width: int = 512, depth: int = 2) -> keras.Model:
+    """Any oracle input, flattened -> ``depth`` x dense(``width``, relu) -> dense(46)
+    logits: a head with no built-in notion of frames, digits or pairs."""
+    x = keras.Input(tuple(input_shape), name="oracle_inputs")
+    h = keras.layers.Flatten(name="flatten")(x)
+    for i in range(depth):
+        h = keras.layers.Dense(width, activation="relu", name=f"hidden{i + 1}")(h)
+    logits = keras.layers.Dense(NUM_CLASSES, dtype="float32", name="classifier")(h)
+    return keras.Model(x, logits, name="oracle_mlp")
+
+
 def run_oracle(schedule: str, train: Tuple[np.ndarray, np.ndarray, np.ndarray],
                test: Tuple[np.ndarray, np.ndarray, np.ndarray], epochs: int,
                steps_per_epoch: int, batch_size: int = 16, learning_rate: float = 3e-4,
                node_dim: int = 64, message_dim: int = 64, seed: int = 0,
-               verbose: int = 0) -> Dict[str, object]:
-    """Trains ``oracle_model(schedule)`` (Adam) on ``train`` = ``oracle_arrays``, validated
-    on ``test``; returns the per-epoch history and the test clips' sync-pair fields."""
+               verbose: int = 0, mlp_width: int = 512) -> Dict[str, object]:
+    """Trains ``oracle_model(schedule)``, or ``mlp_model`` for schedule ``mlp``, (Adam) on
+    ``train`` = ``oracle_arrays``, validated on ``test``; returns the per-epoch history and
+    the test clips' sync-pair fields. RSTG schedules read maps, the MLP any inputs."""
     keras.utils.set_random_seed(seed)
-    model = oracle_model(schedule, train[0].shape[1:], node_dim, message_dim)
+    if schedule == "mlp":
+        model = mlp_model(train[0].shape[1:], mlp_width)
+    elif train[0].ndim != 5:
+        raise ValueError(f"RSTG schedules read maps [N, T, grid, grid, 10]; got inputs of "
+                         f"shape {train[0].shape} (trajectories are for the mlp head).")
+    else:
+        model = oracle_model(schedule, train[0].shape[1:], node_dim, message_dim)
     history = fit_adam(model, train[:2], test[:2], epochs, steps_per_epoch, batch_size,
                        learning_rate, seed, verbose, top_k=(1,))
     logits = model.predict(test[0], batch_size=256, verbose=0)
