@@ -18,8 +18,9 @@ read by a plain MLP (the ``mlp`` head) instead of an RSTG schedule:
 
     positions [T, 10, 3]: per class channel, (present, row, col) of its box's corner,
                           scaled by the largest corner (71); zeros for absent classes
-    steps     [T, 10, 3]: the same with frames 1.. holding (present, the step in row, the
-                          step in col) since the frame before: the motion, given outright
+    steps     [T, 10, 3]: frame 0 as positions, then each frame's change since the frame
+                          before: (0, the step in row, the step in col), the motion
+                          given outright
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def digit_trajectories(coords, digits, kind: str = "positions",
     out[:, digits, 0] = 1.0
     out[:, digits, 1:] = coords / max_position
     if kind == "steps":
-        out[1:, :, 1:] = np.diff(out[:, :, 1:], axis=0)
+        out[1:] = np.diff(out, axis=0)
     return out
 
 
