@@ -1,10 +1,13 @@
 """RSTG schedules on oracle digit maps (``python -m train.oracle``), at tiny sizes."""
 
+import ast
 import json
+import pathlib
 
 import numpy as np
 import pytest
 
+from rstg_tf.config import SCHEDULES
 from rstg_tf.data.syncmnist import SyncMnistConfig, SyncMnistGenerator
 from rstg_tf.training import oracle_digits
 from rstg_tf.training.oracle_digits import (digit_maps, digit_trajectories, oracle_arrays,
@@ -112,10 +115,25 @@ def test_oracle_program_end_to_end_and_bad_output(tmp_path):
     assert "Traceback" not in bad.stderr
 
 
-def test_oracle_program_mlp_on_steps(tmp_path):
-    from train import oracle
+def _cli_list(name):
+    """A list the CLI spells out (so that parsing flags does not load Keras)."""
+    tree = ast.parse(pathlib.Path(oracle_cli_path()).read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [t.id for t in node.targets] == [name]:
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"train/oracle.py defines no {name}")
 
-    assert oracle.INPUTS == list(oracle_digits.INPUTS)
+
+def oracle_cli_path():
+    return pathlib.Path(__file__).resolve().parents[1] / "train" / "oracle.py"
+
+
+def test_oracle_cli_lists_match_the_library():
+    assert _cli_list("INPUTS") == list(oracle_digits.INPUTS)
+    assert sorted(_cli_list("SCHEDULES")) == sorted(SCHEDULES)
+
+
+def test_oracle_program_mlp_on_steps(tmp_path):
     npz = write_fake_npz(tmp_path / "mnist.npz")
     out = tmp_path / "steps.json"
     result = run_python(["-m", "train.oracle", f"--mnist={npz}", "--inputs=steps",
