@@ -21,6 +21,22 @@ def run_python(args, timeout=300, **env):
                           capture_output=True, text=True)
 
 
+def without_tensorflow(module):
+    """``python`` arguments that run ``module`` as ``python -m`` would, with any import of
+    TensorFlow failing: the GPU machine's image has none (use with KERAS_BACKEND=jax)."""
+    code = f"""
+import runpy, sys
+class NoTensorFlow:
+    def find_spec(self, name, path, target=None):
+        if name == "tensorflow" or name.startswith("tensorflow."):
+            raise ImportError("tensorflow is blocked in this test")
+sys.meta_path.insert(0, NoTensorFlow())
+sys.argv = [{module!r}, *sys.argv[1:]]
+runpy.run_module({module!r}, run_name="__main__")
+"""
+    return ["-c", code]
+
+
 def tiny_config(**changes):
     base = dict(node_dim=8, message_dim=6, num_iterations=2)
     base.update(changes)

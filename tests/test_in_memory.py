@@ -7,7 +7,7 @@ import pytest
 from rstg_tf.data.syncmnist import SyncMnistConfig, SyncMnistGenerator
 from rstg_tf.data.syncmnist_arrays import make_videos
 from rstg_tf.training.array_inputs import ShuffledBatches
-from tests.helpers import run_python
+from tests.helpers import run_python, without_tensorflow
 from tests.syncmnist_fixtures import fake_mnist, write_fake_npz
 
 
@@ -70,22 +70,11 @@ def test_shuffled_batches_under_tensorflow_are_one_pipeline_of_every_epoch_witho
     assert [yb.tolist() for _, yb in (fresh[0], fresh[1])] == [r[1] for r in read[:2]]
 
 
-_NO_TENSORFLOW = """
-import runpy, sys
-class NoTensorFlow:
-    def find_spec(self, name, path, target=None):
-        if name == "tensorflow" or name.startswith("tensorflow."):
-            raise ImportError("tensorflow is blocked in this test")
-sys.meta_path.insert(0, NoTensorFlow())
-sys.argv = ["train.table", *sys.argv[1:]]
-runpy.run_module("train.table", run_name="__main__")
-"""
-
-
 def test_table_in_memory_runs_under_jax_without_tensorflow(tmp_path):
     mnist = write_fake_npz(tmp_path / "mnist.npz")
     work_dir = tmp_path / "table"
-    args = ["-c", _NO_TENSORFLOW, "--in_memory", f"--mnist={mnist}", "--nomnist_check",
+    args = [*without_tensorflow("train.table"), "--in_memory", f"--mnist={mnist}",
+            "--nomnist_check",
             "--rows=rstg_all_temp,mean_lstm", f"--work_dir={work_dir}", "--workers=2",
             "--time_budget_minutes=60",
             "--extra_flags=--epochs=2,--steps_per_epoch=2,--val_videos=8,--batch_size=4,"

@@ -12,7 +12,7 @@ from rstg_tf.data.syncmnist import SyncMnistConfig, SyncMnistGenerator
 from rstg_tf.training import oracle_digits
 from rstg_tf.training.oracle_digits import (digit_maps, digit_trajectories, oracle_arrays,
                                             run_oracle)
-from tests.helpers import run_python
+from tests.helpers import run_python, without_tensorflow
 from tests.syncmnist_fixtures import fake_mnist, write_fake_npz
 
 
@@ -133,13 +133,14 @@ def test_oracle_cli_lists_match_the_library():
     assert sorted(_cli_list("SCHEDULES")) == sorted(SCHEDULES)
 
 
-def test_oracle_program_mlp_on_steps(tmp_path):
+def test_oracle_program_mlp_on_steps_under_jax_without_tensorflow(tmp_path):
     npz = write_fake_npz(tmp_path / "mnist.npz")
     out = tmp_path / "steps.json"
-    result = run_python(["-m", "train.oracle", f"--mnist={npz}", "--inputs=steps",
+    result = run_python([*without_tensorflow("train.oracle"), f"--mnist={npz}", "--inputs=steps",
                          "--schedules=mlp", "--mlp_width=8", "--train_videos=32",
                          "--test_videos=16", "--epochs=2", "--steps_per_epoch=2",
-                         "--batch_size=8", f"--output={out}", "--verbose=0"])
+                         "--batch_size=8", f"--output={out}", "--verbose=0"],
+                        KERAS_BACKEND="jax")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     report = json.loads(out.read_text())
     assert report["inputs"] == "steps" and report["mlp_width"] == 8
