@@ -44,6 +44,17 @@ def _cell_shares(start: np.ndarray, size: int, canvas: int, grid: int) -> np.nda
     return np.clip(hi - lo, 0.0, None) / size
 
 
+def _checked(coords, digits) -> Tuple[np.ndarray, np.ndarray]:
+    """One video's coords [T, D, 2] and digits [D] (distinct classes 0-9) as arrays."""
+    coords, digits = np.asarray(coords), np.asarray(digits)
+    if coords.ndim != 3 or coords.shape[2] != 2 or digits.shape != (coords.shape[1],):
+        raise ValueError(f"coords must be [T, D, 2] and digits [D]; got {coords.shape} and "
+                         f"{digits.shape}.")
+    if len(set(digits.tolist())) != len(digits) or digits.min() < 0 or digits.max() > 9:
+        raise ValueError(f"digits must be distinct classes 0-9; got {digits.tolist()}.")
+    return coords, digits
+
+
 def digit_maps(coords, digits, grid: int = 6, canvas_size: int = 100,
                digit_size: int = 28) -> np.ndarray:
     """Oracle maps of one video.
@@ -55,12 +66,7 @@ def digit_maps(coords, digits, grid: int = 6, canvas_size: int = 100,
     Returns:
       float32 [T, grid, grid, 10].
     """
-    coords, digits = np.asarray(coords), np.asarray(digits)
-    if coords.ndim != 3 or coords.shape[2] != 2 or digits.shape != (coords.shape[1],):
-        raise ValueError(f"coords must be [T, D, 2] and digits [D]; got {coords.shape} and "
-                         f"{digits.shape}.")
-    if len(set(digits.tolist())) != len(digits) or digits.min() < 0 or digits.max() > 9:
-        raise ValueError(f"digits must be distinct classes 0-9; got {digits.tolist()}.")
+    coords, digits = _checked(coords, digits)
     rows = _cell_shares(coords[..., 0], digit_size, canvas_size, grid)   # [T, D, grid]
     cols = _cell_shares(coords[..., 1], digit_size, canvas_size, grid)
     maps = np.zeros((coords.shape[0], grid, grid, 10), np.float32)
@@ -78,8 +84,7 @@ def digit_trajectories(coords, digits, kind: str = "positions",
     "steps" (see the module's docstring); ``coords`` and ``digits`` as ``digit_maps``."""
     if kind not in TRAJECTORIES:
         raise ValueError(f"kind must be one of {TRAJECTORIES}; got {kind!r}.")
-    coords, digits = np.asarray(coords), np.asarray(digits)
-    digit_maps(coords[:1], digits)                      # the same checks, on one frame
+    coords, digits = _checked(coords, digits)
     out = np.zeros((coords.shape[0], 10, 3), np.float32)
     out[:, digits, 0] = 1.0
     out[:, digits, 1:] = coords / max_position
