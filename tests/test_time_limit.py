@@ -162,11 +162,11 @@ def test_table_probes_run_only_for_a_frozen_backbone_with_time_left(tmp_path, mo
 
     runs = []
     monkeypatch.setattr(table, "_run", lambda args, log_path=None: runs.append(args))
-    clock, fake = None, FakeClock()
+    fake = FakeClock()
 
-    def probe(extra=(), budget=None):
-        nonlocal clock
+    def probe(extra=(), budget=None, spent_minutes=0.0):
         clock = TimeBudget(budget, clock=fake)
+        fake.t += spent_minutes * 60
         f = types.SimpleNamespace(extra_flags=list(extra))
         table._probe(3, "quick", "rstg_all_temp", str(tmp_path), "data/d", "bb.weights.h5",
                      f, clock)
@@ -180,9 +180,7 @@ def test_table_probes_run_only_for_a_frozen_backbone_with_time_left(tmp_path, mo
     probe(["--nofreeze_backbone"])                       # a fine-tuned backbone: no probes
     assert "not run, the rows fine-tune the backbone" in capsys.readouterr().out
     probe(budget=10.0)
-    fake.t += 7.5 * 60                                   # 2.5 of 10 minutes left
-    table._probe(3, "quick", "rstg_all_temp", str(tmp_path), "data/d", "bb.weights.h5",
-                 types.SimpleNamespace(extra_flags=[]), clock)
+    probe(budget=10.0, spent_minutes=7.5)                # 2.5 of 10 minutes left
     assert len(runs) == 2 and "not run, under 3 min of the time budget" in capsys.readouterr().out
     (tmp_path / "probe.json").write_text("{}")           # once per work dir
     probe()

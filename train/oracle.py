@@ -110,5 +110,6 @@ def main(argv):
         f"epoch ({f.steps_per_epoch} steps of {f.batch_size})", optimum)
     print(json.dumps({"files": files}))
 
+
 if __name__ == "__main__":
     cli.run(main)

@@ -114,5 +114,6 @@ def main(argv):
         f"epoch ({f.steps_per_epoch} steps of {f.batch_size})", optimum, legend_outside=True)
     print(json.dumps({"files": files}))
 
+
 if __name__ == "__main__":
     cli.run(main)
