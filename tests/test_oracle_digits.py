@@ -115,17 +115,16 @@ def test_oracle_program_end_to_end_and_bad_output(tmp_path):
     assert "Traceback" not in bad.stderr
 
 
+ORACLE_CLI = pathlib.Path(__file__).resolve().parents[1] / "train" / "oracle.py"
+
+
 def _cli_list(name):
     """A list the CLI spells out (so that parsing flags does not load Keras)."""
-    tree = ast.parse(pathlib.Path(oracle_cli_path()).read_text())
+    tree = ast.parse(ORACLE_CLI.read_text())
     for node in tree.body:
         if isinstance(node, ast.Assign) and [t.id for t in node.targets] == [name]:
             return ast.literal_eval(node.value)
     raise AssertionError(f"train/oracle.py defines no {name}")
-
-
-def oracle_cli_path():
-    return pathlib.Path(__file__).resolve().parents[1] / "train" / "oracle.py"
 
 
 def test_oracle_cli_lists_match_the_library():
