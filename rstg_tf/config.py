@@ -13,6 +13,9 @@ from typing import Any, Optional, Tuple
 GATHERS = ("sum", "simple", "dot")
 ADJACENCIES = ("soft", "strict")
 NORMS = ("none", "batch", "layer")
+# Learning-rate schedules of a training run (rstg_tf.training.schedules); here so that the
+# flag definitions can list them without importing Keras.
+LR_SCHEDULES = ("plateau", "constant", "cosine")
 SCHEDULES = ("all_temp", "one_temp", "space_only", "time_only", "homogeneous")
 READOUTS = ("mean_time", "last_step", "map")
 CLIP_MODES = ("layerwise", "framewise")

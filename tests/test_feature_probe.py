@@ -25,7 +25,7 @@ def tiny_set(tmp_path_factory):
     root = tmp_path_factory.mktemp("probe")
     mnist = write_fake_npz(root / "mnist.npz")
     data_dir = str(root / "sync3")
-    for split, count in (("train", 12), ("test", 8)):
+    for split, count in (("train", 12), ("val", 8), ("test", 8)):
         syncmnist_records.make_split(data_dir, split, SyncMnistConfig(num_digits=3),
                                      num_videos=count, num_shards=1, mnist_source=mnist,
                                      expected_counts=None, verbose=False)

@@ -136,24 +136,26 @@ def test_in_memory_rows_honour_mixed_precision_and_refuse_distribution(tmp_path)
         config = TrainConfig(data_dir="", model_dir=str(tmp_path / f"row{mixed}"), model=TINY,
                              batch_size=4, epochs=1, steps_per_epoch=2, verbose=0,
                              mixed_precision=mixed)
-        result = train_in_memory(config, (clips, labels), (clips, labels))
+        result = train_in_memory(config, (clips, labels), (clips, labels), (clips, labels))
         policies.append(result["dtype_policy"])
         assert np.isfinite(result["loss"])
     assert policies == ["mixed_float16", "float32"]
     config = TrainConfig(data_dir="", model_dir=str(tmp_path / "mirrored"), model=TINY,
                          strategy="mirrored")
     with pytest.raises(ValueError, match="needs the tf.data trainer"):
-        train_in_memory(config, (clips, labels), (clips, labels))
+        train_in_memory(config, (clips, labels), (clips, labels), (clips, labels))
     assert not (tmp_path / "mirrored").exists()          # refused before writing anything
 
 
-@pytest.mark.parametrize("pipeline", ["tf.data", "PyDataset"])
+@pytest.mark.parametrize("pipeline, schedule", [("tf.data", "plateau"), ("PyDataset", "plateau"),
+                                                ("tf.data", "cosine"), ("tf.data", "constant")])
 def test_in_memory_run_resumes_from_its_backup_on_the_same_batches(tmp_path, monkeypatch,
-                                                                   pipeline):
-    """Run again after its first epoch (as a killed run would be), a 2-epoch run resumes
-    at epoch 1 with the weights, optimizer state and batch order of an unbroken run; epoch
-    e trains on the batches of epoch e, through tf.data (TensorFlow) or with Keras reading
-    the PyDataset (other backends; counting its ``on_epoch_end`` alone was one ahead)."""
+                                                                   pipeline, schedule):
+    """Run again after an epoch (as a killed run would be), a 3-epoch run resumes with the
+    weights, optimizer state, batch order, learning rate and schedule state (a plateau's
+    counters, the best score behind best.keras) of an unbroken run; epoch e trains on the
+    batches of epoch e, through tf.data (TensorFlow) or with Keras reading the PyDataset
+    (other backends; counting its ``on_epoch_end`` alone was one ahead)."""
     import csv
 
     from rstg_tf.training import array_inputs
@@ -175,25 +177,49 @@ def test_in_memory_run_resumes_from_its_backup_on_the_same_batches(tmp_path, mon
     rng = np.random.default_rng(0)
     clips = rng.integers(0, 255, (12, 10, 64, 64, 1), dtype=np.uint8)
     labels = rng.integers(0, 46, 12)
+    val = (clips[::-1][:8], rng.integers(0, 46, 8))      # never improves much: plateau cuts
+
+    import keras
+
+    from rstg_tf.training import in_memory
+
+    class StopAfterFirstEpoch(keras.callbacks.Callback):      # as a kill would, after it
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.stop_training = True
+
+    common = in_memory.common_callbacks
 
     def run(name, epochs):
         config = TrainConfig(data_dir="", model_dir=str(tmp_path / name),
                              model=TINY.replace(name="mean_lstm"), batch_size=4,
-                             epochs=epochs, steps_per_epoch=2, verbose=0, optimizer="adam",
-                             learning_rate=1e-3)
-        return train_in_memory(config, (clips, labels), (clips[:8], labels[:8]))
+                             epochs=3, steps_per_epoch=2, verbose=0, optimizer="adam",
+                             learning_rate=1e-2, lr_schedule=schedule, plateau_patience=0,
+                             min_lr=1e-5, warmup_steps=1)
+        stop = [StopAfterFirstEpoch()] if epochs == 1 else []
+        monkeypatch.setattr(in_memory, "common_callbacks",
+                            lambda *a, **k: [*common(*a, **k), *stop])
+        return train_in_memory(config, (clips, labels), val, (clips[:8], labels[:8]))
 
-    unbroken = run("unbroken", 2)
-    assert read[-4:] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    unbroken = run("unbroken", 3)
+    assert read[-6:] == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]
     first = run("resumed", 1)
     read.clear()
-    resumed = run("resumed", 2)
-    assert read[-2:] == [(1, 0), (1, 1)] and all(epoch == 1 for epoch, _ in read)
+    resumed = run("resumed", 3)
+    assert read[-4:] == [(1, 0), (1, 1), (2, 0), (2, 1)] and all(e >= 1 for e, _ in read)
     assert unbroken["resumed_from_epoch"] == first["resumed_from_epoch"] == 0
-    assert resumed["resumed_from_epoch"] == 1 and resumed["epochs_run"] == 2
-    assert resumed["val_top1"] == pytest.approx(unbroken["val_top1"], abs=1e-6)
-    assert len(resumed["val_top1"]) == 2                     # both runs' epochs (log.csv)
-    assert abs(first["loss"] - unbroken["loss"]) > 1e-4      # the second epoch changed it
+    assert first["epochs_run"] == 1
+    assert resumed["resumed_from_epoch"] == 1 and resumed["epochs_run"] == 3
+    assert resumed["val_top1_curve"] == pytest.approx(unbroken["val_top1_curve"], abs=1e-6)
+    assert resumed["learning_rate_curve"] == pytest.approx(unbroken["learning_rate_curve"],
+                                                           rel=1e-6)
+    assert len(resumed["learning_rate_curve"]) == 3          # both runs' epochs (log.csv)
+    rates = unbroken["learning_rate_curve"]
+    if schedule == "plateau":
+        assert rates[-1] < rates[0], rates                  # the plateau did cut
+    if schedule == "cosine":
+        assert rates[0] > rates[-1] and unbroken["final_lr"] == pytest.approx(1e-5)
+    assert resumed["final_lr"] == pytest.approx(unbroken["final_lr"], rel=1e-6)
     assert resumed["loss"] == pytest.approx(unbroken["loss"], abs=1e-5)
+    assert resumed["val_top1"] == pytest.approx(unbroken["val_top1"], abs=1e-6)  # best.keras
     with open(tmp_path / "resumed" / "log.csv") as f:
-        assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1"]
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1", "2"]

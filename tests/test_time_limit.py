@@ -137,7 +137,8 @@ def test_in_memory_row_stops_on_time_and_says_so(tmp_path):
     config = TrainConfig(data_dir="", model_dir=str(model_dir), model=TINY, batch_size=4,
                          epochs=3, steps_per_epoch=2, val_videos=8, verbose=0,
                          max_train_minutes=1e-6)
-    result = train_in_memory(config, (clips, labels), (clips[:8], labels[:8], digits[:8]))
+    split = (clips[:8], labels[:8], digits[:8])
+    result = train_in_memory(config, (clips, labels), split, split)
     assert result["stopped_by_time_limit"] and result["epochs_run"] == 1
     assert result["epochs"] == 3 and result["train_minutes"] > 0
     assert json.load(open(model_dir / "result.json"))["stopped_by_time_limit"]

@@ -41,7 +41,7 @@ def mnist_npz(tmp_path_factory):
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory, mnist_npz):
     out = str(tmp_path_factory.mktemp("sync3"))
-    for split, count in (("train", 32), ("test", 16)):
+    for split, count in (("train", 32), ("val", 16), ("test", 16)):
         syncmnist_records.make_split(out, split, SyncMnistConfig(num_digits=3),
                                      num_videos=count, num_shards=2, mnist_source=mnist_npz,
                                      expected_counts=None, verbose=False)
@@ -329,9 +329,11 @@ def test_table_runner_end_to_end(tmp_path, data_dir, mnist_npz):
     assert 0 < limits[1] < 60 and 0 < limits[0] <= 0.85 * 60 / 2, limits
     table = (work_dir / "table.md").read_text()
     assert "| mean_lstm |" in table and "| 77.0 |" in table       # paper's Mean+LSTM
-    # top-1, top-5, present pair and sync pair filled in, then the paper's figure
-    assert re.search(r"\| mean_lstm \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| 77\.0 \|",
-                     table), table
+    # val top-1 (the validation split's, from log.csv), then the test split's top-1, top-5,
+    # present pair and sync pair, then the paper's figure
+    assert re.search(r"\| mean_lstm \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ "
+                     r"\| 77\.0 \|", table), table
+    assert "## Per-epoch validation" in table and "| epoch | val top-1 % |" in table
     assert "| rstg_space_only |" in table and "61.3" in table
     # each row's note: at chance, or where its sync pair stands against sync-blind
     assert len(re.findall(r"\| (at chance within this budget|sync-blind: sync pair|finds "

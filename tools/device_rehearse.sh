@@ -28,7 +28,7 @@ git clone -q . "$base/tree" && cp -r .device "$base/tree/"
 [ -n "${BACKBONE:-}" ] && cp "$BACKBONE" /tmp/t/
 # the command device_carry.sh prints, resized for 2 cores
 cmd=$(grep '^python3 -m pip install' tools/device_carry.sh | sed -e 's/--budget=device/--budget=quick/' \
-    -e 's/--workers=16/--workers=2/' -e 's/--time_budget_minutes=8.5/--time_budget_minutes=6/' \
+    -e 's/--workers=16/--workers=2/' -e "s/--time_budget_minutes=[0-9.]*/--time_budget_minutes=6/" \
     -e 's#--work_dir=/tmp/t#--work_dir=/tmp/t --extra_flags=--flagfile=configs/budget_device.flags,--steps_per_epoch=50,--epochs=2,--val_videos=200,--batch_size=16#')
 case "$cmd" in
     *--budget=quick*--workers=2*--time_budget_minutes=6*--extra_flags=*) ;;

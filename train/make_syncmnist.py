@@ -1,7 +1,11 @@
 """Make SyncMNIST TFRecord shards from real MNIST: ``python -m train.make_syncmnist``.
 
   python -m train.make_syncmnist --digits=3 --split=train --output_dir=data/sync3
+  python -m train.make_syncmnist --digits=3 --split=val --output_dir=data/sync3 --num_videos=5000
   python -m train.make_syncmnist --digits=3 --split=test --output_dir=data/sync3 --preview=16
+
+Training validates on ``val`` (videos of MNIST's training digits under their own random
+key); ``test`` (MNIST's test digits) is read once, by ``python -m train.evaluate``.
 
 Re-running the same command finishes an interrupted split (finished shards are kept).
 """
@@ -14,10 +18,13 @@ from train import cli
 
 flags.DEFINE_integer("digits", 3, "Digits per video (the paper: 3 or 5).", lower_bound=2,
                      upper_bound=10)
-flags.DEFINE_enum("split", "train", ["train", "test"], "MNIST split the videos come from.")
+flags.DEFINE_enum("split", "train", ["train", "val", "test"], "Video split: train and val "
+                  "videos are made of MNIST's training digits (under different random keys), "
+                  "test videos of its test digits.")
 flags.DEFINE_string("output_dir", None, "Directory for the shards and manifest.json.")
 flags.DEFINE_integer("num_videos", None, "Make only the first N videos of the split "
-                     "(default: all; train = 10 x 60000, test = 10000).", lower_bound=1)
+                     "(default: all; train = 10 x 60000, val = 60000, test = 10000).",
+                     lower_bound=1)
 flags.DEFINE_integer("num_shards", None, "Shards (default: one per 2500 videos).",
                      lower_bound=1)
 flags.DEFINE_integer("workers", min(os.cpu_count() or 1, 8), "Worker processes.",
@@ -33,8 +40,8 @@ flags.DEFINE_float("no_sync_prob", 1.0 / 92.0, "Probability of the 'no synchrono
                    "class 45 (the reference's 1/92).", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_integer("noise_parts", 0, "Moving 8x8 digit fragments as clutter (reference "
                      "no_noise_parts).", lower_bound=0)
-flags.DEFINE_integer("multiplier", None, "Videos per MNIST image (default: train 10, test "
-                     "1).", lower_bound=1)
+flags.DEFINE_integer("multiplier", None, "Videos per MNIST image (default: train 10, val "
+                     "and test 1).", lower_bound=1)
 flags.DEFINE_integer("preview", 0, "Also write preview-<split>.png/.gif of the first K "
                      "videos.", lower_bound=0)
 flags.DEFINE_boolean("overwrite", False, "Replace a split made with other settings.")

@@ -5,10 +5,12 @@ pretrain the backbone once, train the row (``python -m train``, resumable), eval
 (``python -m train.evaluate``), then write ``table.md`` (ours beside the paper's, parameter
 counts) and ``table.png`` into --work_dir. Re-running skips finished rows.
 
-Budgets: ``quick`` (configs/budget_quick.flags; 10k train / 1k test videos; minutes per
-row on 2 CPU cores), ``device`` (configs/budget_device.flags; 200k / 10k, fine-tuned
-narrow models, for one GPU in minutes per row) and ``paper`` (the reference's sizes,
-600k / 10k videos; for a GPU).
+Budgets: ``quick`` (configs/budget_quick.flags; 10k train / 1k val / 1k test videos;
+minutes per row on 2 CPU cores), ``device`` (configs/budget_device.flags; 200k / 5k / 10k,
+fine-tuned narrow models, for one GPU in minutes per row) and ``paper`` (the reference's
+sizes, 600k / 10k / 10k videos; for a GPU). Rows validate (best.keras, the learning-rate
+schedule, the time budget) on the val split; the test split is read once per row, at the
+end.
 
 ``--in_memory``: no shards and no TensorFlow: videos are generated into NumPy arrays and
 every row is trained in this process (``rstg_tf.training.in_memory``), so it also runs
@@ -37,20 +39,22 @@ import sys
 from absl import flags
 
 from train import cli
-from train.table_report import PAPER, write_table
+from train.table_report import PAPER, epoch_lines, write_table
 
-# videos (train, test), backbone: PretrainRecipe fields (rstg_tf.training.pretrain). The
+SPLITS = ("train", "val", "test")
+
+# videos (train, val, test; None: the whole split), backbone: PretrainRecipe fields (rstg_tf.training.pretrain). The
 # narrow backbone sees all 60k MNIST digits: quick, twice with a cosine-decayed Adam rate
 # (2e-3 -> 0; 96.5 % single-digit test accuracy in 2.5 min on 2 cores, a third of the 6-epoch
 # recipe's time for under a point less, BUILD.md); 20k x 2 at a constant 1e-3 gave 92 %
 # and every quick row 1-8 points less.
 BUDGETS = {
-    "quick": {"videos": (10000, 1000),
+    "quick": {"videos": (10000, 1000, 1000),
               "backbone": dict(num_filters=32, num_images=60000, epochs=2,
                                learning_rate=2e-3, lr_schedule="cosine")},
-    "device": {"videos": (200000, 10000),
+    "device": {"videos": (200000, 5000, 10000),
                "backbone": dict(num_filters=32, num_images=60000, epochs=6)},
-    "paper": {"videos": (None, None),
+    "paper": {"videos": (None, 10000, None),
               "backbone": dict(num_filters=512, num_images=60000, epochs=3)},
 }
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -116,8 +120,7 @@ def _run(args, log_path=None):
 def _ensure_data(data_dir, digits, budget, workers):
     from rstg_tf.data import shards
 
-    train_videos, test_videos = BUDGETS[budget]["videos"]
-    for split, count in (("train", train_videos), ("test", test_videos)):
+    for split, count in zip(SPLITS, BUDGETS[budget]["videos"]):
         entry = (shards.read_manifest(data_dir).get("splits") or {}).get(split) \
             if os.path.isdir(data_dir) else None
         if entry and entry.get("complete"):
@@ -194,7 +197,8 @@ def _row_config(digits, budget, row, backbone, work_dir, f):
         raise ValueError(f"row {row}: {e}") from None
 
 
-def _report(digits, row, result):
+def _report(digits, row, result, model_dir):
+    print("\n".join(epoch_lines(row, model_dir)), flush=True)
     print(f"{row}: test top-1 {100 * result['top1']:.1f}% (paper {PAPER[digits][row]}%)",
           flush=True)
 
@@ -220,7 +224,7 @@ def _shard_rows(digits, budget, rows, work_dir, data_dir, f, clock):
             _run(["-m", "train.evaluate", f"--model_dir={model_dir}", f"--data={data_dir}"])
         with open(eval_path) as fh:
             results[row] = json.load(fh)
-        _report(digits, row, results[row])
+        _report(digits, row, results[row], os.path.join(work_dir, row))
     if f.probe:
         _probe(digits, budget, rows[0], work_dir, data_dir, backbone, f, clock)
     return results
@@ -265,14 +269,14 @@ def _in_memory_data(digits, budget, backbone, f):
         recipe["num_images"] = min(recipe["num_images"], len(mnist.train_images))
         pretrain_backbone(ModelConfig(num_filters=filters), mnist, backbone, **recipe)
     data, sync = {}, SyncMnistConfig(num_digits=digits)
-    for split, count in zip(("train", "test"), BUDGETS[budget]["videos"]):
+    for split, count in zip(SPLITS, BUDGETS[budget]["videos"]):
         split_images, split_labels = mnist.split(split)
-        total = len(split_images) * sync.multiplier(split)       # 600k / 10k for MNIST
+        total = len(split_images) * sync.multiplier(split)   # 600k / 60k / 10k for MNIST
         count = min(count or total, total)
         print(f"generating {count} {split} videos ({f.workers} workers)", flush=True)
         bar = keras.utils.Progbar(count, unit_name="video")
         data[split] = make_videos(split_images, split_labels, split, count, sync,
-                                  with_digits=split == "test",
+                                  with_digits=split != "train",
                                   workers=f.workers, progress=bar.add)
     return data
 
@@ -305,10 +309,10 @@ def _in_memory_rows(digits, budget, rows, work_dir, f, clock):
             config = configs[row]
             if limit:
                 config = dataclasses.replace(config, max_train_minutes=limit)
-            train_in_memory(config, data["train"], data["test"])
+            train_in_memory(config, data["train"], data["val"], data["test"])
         with open(paths[row]) as fh:
             results[row] = json.load(fh)
-        _report(digits, row, results[row])
+        _report(digits, row, results[row], os.path.join(work_dir, row))
     return results
 
 

@@ -5,7 +5,8 @@ from typing import TYPE_CHECKING
 
 from absl import flags
 
-from rstg_tf.config import ADJACENCIES, GATHERS, NORMS, SCHEDULES  # light: no Keras import
+from rstg_tf.config import (  # light: no Keras import
+    ADJACENCIES, GATHERS, LR_SCHEDULES, NORMS, SCHEDULES)
 
 if TYPE_CHECKING:
     from rstg_tf.training.config import TrainConfig
@@ -57,16 +58,28 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS, required: bool = True) -> N
     flags.DEFINE_integer("epochs", 10, "Epochs.", lower_bound=1, flag_values=fv)
     flags.DEFINE_integer("steps_per_epoch", None, "Steps per epoch (default: one pass).",
                          lower_bound=1, flag_values=fv)
-    flags.DEFINE_integer("val_videos", None, "Validate on the first N test videos (default all).",
+    flags.DEFINE_integer("val_videos", None, "Validate on the first N videos of the val split "
+                         "(default all). The test split is never read while training.",
                          lower_bound=1, flag_values=fv)
     flags.DEFINE_enum("optimizer", "sgd", ["sgd", "adam"], "SGD is the reference's (Nesterov).",
                       flag_values=fv)
-    flags.DEFINE_float("learning_rate", 1e-4, "Initial learning rate.", lower_bound=0.0,
+    flags.DEFINE_float("learning_rate", 1e-4, "Peak learning rate (after any warm-up).",
                        flag_values=fv)
-    flags.DEFINE_float("momentum", 0.9, "SGD momentum.", lower_bound=0.0, upper_bound=1.0,
-                       flag_values=fv)
-    flags.DEFINE_integer("plateau_patience", 2, "Epochs without val_loss progress before the "
-                         "learning rate is divided by 10.", lower_bound=0, flag_values=fv)
+    flags.DEFINE_float("momentum", 0.9, "SGD momentum, in [0, 1).", flag_values=fv)
+    flags.DEFINE_enum("lr_schedule", "plateau", list(LR_SCHEDULES), "plateau: /10 when the "
+                      "validation loss stalls (the reference's); constant; cosine: constant, "
+                      "then a cosine to --min_lr over the last --cosine_fraction of the run.",
+                      flag_values=fv)
+    flags.DEFINE_integer("warmup_steps", 0, "Steps of linear warm-up to --learning_rate.",
+                         flag_values=fv)
+    flags.DEFINE_float("min_lr", 0.0, "Floor of the plateau cuts and the cosine's end; below "
+                       "--learning_rate.", flag_values=fv)
+    flags.DEFINE_float("cosine_fraction", 1.0, "cosine: the share of the run (after warm-up) "
+                       "spent decaying; the rest holds --learning_rate.", flag_values=fv)
+    flags.DEFINE_integer("plateau_patience", 2, "plateau: epochs without validation-loss "
+                         "progress before the rate is divided by 10.", flag_values=fv)
+    flags.DEFINE_integer("plateau_patience_steps", None, "plateau: the patience in steps "
+                         "instead (rounded up to whole epochs).", flag_values=fv)
     flags.DEFINE_string("backbone_weights", None,
                         "Pretrained backbone (python -m train.pretrain).", flag_values=fv)
     flags.DEFINE_boolean("freeze_backbone", False, "Keep the pretrained backbone fixed.",
@@ -110,7 +123,9 @@ def config_from_flags(f) -> "TrainConfig":
         data_dir=f.data_dir, model_dir=f.model_dir, model=model, batch_size=f.batch_size,
         epochs=f.epochs, steps_per_epoch=f.steps_per_epoch, val_videos=f.val_videos,
         optimizer=f.optimizer, learning_rate=f.learning_rate, momentum=f.momentum,
-        plateau_patience=f.plateau_patience, backbone_weights=f.backbone_weights,
+        plateau_patience=f.plateau_patience, lr_schedule=f.lr_schedule,
+        warmup_steps=f.warmup_steps, min_lr=f.min_lr, cosine_fraction=f.cosine_fraction,
+        plateau_patience_steps=f.plateau_patience_steps, backbone_weights=f.backbone_weights,
         freeze_backbone=f.freeze_backbone, mixed_precision=f.mixed_precision,
         jit_compile=f.jit_compile, steps_per_execution=f.steps_per_execution,
         strategy=f.strategy, on_corrupt=f.on_corrupt,

@@ -47,8 +47,11 @@ class Mnist:
     source: str
 
     def split(self, name: str) -> Tuple[np.ndarray, np.ndarray]:
-        if name not in ("train", "test"):
-            raise ValueError(f"MNIST split must be 'train' or 'test'; got {name!r}.")
+        """The images and labels of MNIST's 'train' or 'test' split; 'val' (SyncMNIST's
+        validation videos) reads the training digits."""
+        if name not in ("train", "val", "test"):
+            raise ValueError(f"MNIST split must be 'train', 'val' or 'test'; got {name!r}.")
+        name = "train" if name == "val" else name
         return getattr(self, f"{name}_images"), getattr(self, f"{name}_labels")
 
 

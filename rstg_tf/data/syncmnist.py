@@ -36,7 +36,12 @@ from rstg_tf.data import pil_resize
 GENERATOR_VERSION = "syncmnist-1"
 NUM_CLASSES = 46
 NO_SYNC_LABEL = 45
-_SPLIT_IDS = {"train": 0, "test": 1}
+SPLITS = ("train", "val", "test")
+_SPLIT_IDS = {"train": 0, "test": 1, "val": 2}
+# The MNIST split each video split draws its digits from: validation videos are made from
+# the training digits under their own random key (split id 2), so they are other videos than
+# every training video, and the test digits are read only by the test split.
+MNIST_SPLITS = {"train": "train", "val": "train", "test": "test"}
 
 
 def _pair_labels() -> Dict[Tuple[int, int], int]:
@@ -169,6 +174,7 @@ class SyncMnistConfig:
     noise_part_size: int = 8
     train_multiplier: int = 10
     test_multiplier: int = 1
+    val_multiplier: int = 1
 
     def __post_init__(self):
         if not 2 <= self.num_digits <= 10:
@@ -182,11 +188,14 @@ class SyncMnistConfig:
             raise ValueError(f"no_sync_prob must be in [0, 1]; got {self.no_sync_prob}.")
         if self.noise_parts < 0 or not 1 <= self.noise_part_size <= self.digit_size:
             raise ValueError("noise_parts must be >= 0 and noise_part_size in 1..digit_size.")
-        if self.train_multiplier < 1 or self.test_multiplier < 1:
+        if min(self.train_multiplier, self.test_multiplier, self.val_multiplier) < 1:
             raise ValueError("multipliers must be >= 1.")
 
     def multiplier(self, split: str) -> int:
-        return self.train_multiplier if split == "train" else self.test_multiplier
+        """Videos per MNIST image of ``split``'s digits (train 10, val and test 1)."""
+        if split not in _SPLIT_IDS:
+            raise ValueError(f"split must be one of {SPLITS}; got {split!r}.")
+        return getattr(self, f"{split}_multiplier")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -242,7 +251,8 @@ class SyncMnistGenerator:
     Args:
       images: uint8 [N, 28, 28], the split's MNIST images.
       labels: int [N], their classes.
-      split: 'train' or 'test' (part of the random key, and picks the multiplier).
+      split: 'train', 'val' or 'test' (part of the random key, and picks the multiplier);
+        ``images`` are MNIST's ``MNIST_SPLITS[split]`` digits.
       config: a ``SyncMnistConfig``.
       seed: non-negative int.
     """
@@ -250,7 +260,7 @@ class SyncMnistGenerator:
     def __init__(self, images: np.ndarray, labels: np.ndarray, split: str,
                  config: SyncMnistConfig = SyncMnistConfig(), seed: int = 0):
         if split not in _SPLIT_IDS:
-            raise ValueError(f"split must be 'train' or 'test'; got {split!r}.")
+            raise ValueError(f"split must be one of {SPLITS}; got {split!r}.")
         images, labels = np.asarray(images), np.asarray(labels)
         size = config.digit_size
         if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (size, size):

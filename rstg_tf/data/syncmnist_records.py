@@ -122,7 +122,7 @@ def make_split(output_dir: str, split: str, config: SyncMnistConfig = SyncMnistC
 
     Args:
       output_dir: directory for the shards and ``manifest.json`` (created if missing).
-      split: 'train' or 'test'.
+      split: 'train', 'val' or 'test' (``rstg_tf.data.syncmnist.SPLITS``).
       config: generator settings.
       seed: random seed; video i depends only on (seed, split, num_digits, i).
       num_videos: the first ``num_videos`` videos of the split (default: all of them).

@@ -25,6 +25,15 @@ import keras
 from rstg_tf.data.atomic import atomic_path, atomic_write_text
 
 METADATA = "training_metadata.json"
+# What a resumed run needs of ReduceLROnPlateau and ModelCheckpoint(save_best_only=True).
+STATE_ATTRIBUTES = ("best", "wait", "cooldown_counter")
+
+
+def _plain(value):
+    """A callback counter as JSON: numbers (NumPy's too) as floats or ints."""
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    return float(value)
 
 
 def backup_dir(work_dir: str) -> str:
@@ -72,9 +81,20 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """``keras.callbacks.BackupAndRestore`` with crash-consistent backups.
 
     Layout of ``backup_dir``: ``training_metadata.json`` (``{"epoch", "batch",
-    "weights"}``) and the one ``backup-e{epoch}-b{batch}.weights.h5`` it names. A
-    directory written by Keras' own callback (``latest.weights.h5``) is still restored.
+    "weights", "callbacks"}``) and the one ``backup-e{epoch}-b{batch}.weights.h5`` it
+    names. A directory written by Keras' own callback (``latest.weights.h5``) is still
+    restored.
+
+    ``stateful``: {name: callback} whose progress counters (``STATE_ATTRIBUTES``: a
+    plateau's best loss, wait and cooldown, a best-only checkpoint's best score) are
+    backed up with the weights and restored on resume. Put this callback after them in
+    ``fit``'s list: it then saves what they decided at an epoch's end, and restores their
+    counters after their own ``on_train_begin`` has reset them.
     """
+
+    def __init__(self, backup_dir, stateful: Optional[dict] = None, **kwargs):
+        super().__init__(backup_dir, **kwargs)
+        self.stateful = dict(stateful or {})
 
     def on_train_begin(self, logs=None):
         # Temporary files are left only by a run killed mid-save; they are never read.
@@ -105,15 +125,21 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             raise OSError(f"backup weights {weights} are unreadable ({e}); delete "
                           f"{self.backup_dir} to start the run afresh") from e
         self.model._initial_epoch = epoch  # pylint: disable=protected-access
+        for name, values in metadata.get("callbacks", {}).items():
+            if name in self.stateful:
+                for attribute, value in values.items():
+                    setattr(self.stateful[name], attribute, value)
 
     def _save_model(self):
         name = f"backup-e{self._current_epoch}-b{self._last_batch_seen}.weights.h5"
         weights = os.path.join(self.backup_dir, name)
         with atomic_path(weights) as tmp:
             self.model.save_weights(tmp, overwrite=True)
+        states = {key: {a: _plain(getattr(callback, a)) for a in STATE_ATTRIBUTES
+                        if hasattr(callback, a)} for key, callback in self.stateful.items()}
         atomic_write_text(self._metadata_path(), json.dumps(
             {"epoch": self._current_epoch, "batch": self._last_batch_seen,
-             "weights": name}))
+             "weights": name, "callbacks": states}))
         for old in glob.glob(os.path.join(self.backup_dir, "*.weights.h5")):  # not .tmp-*
             if os.path.basename(old) != name:
                 os.remove(old)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, Optional, Sequence, Tuple
 
 import keras
 
 from rstg_tf.models import ModelConfig
 from rstg_tf.training import checkpoints
+from rstg_tf.training.schedules import LR_SCHEDULES, LearningRateCurve, schedule_callbacks
 from rstg_tf.training.time_limit import TimeLimit
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -36,7 +38,13 @@ class TrainConfig:
     optimizer: str = "sgd"                    # reference: SGD, Nesterov momentum 0.9
     learning_rate: float = 1e-4
     momentum: float = 0.9
-    plateau_patience: int = 2
+    plateau_patience: int = 2                 # epochs (or plateau_patience_steps)
+    lr_schedule: str = "plateau"              # plateau | constant | cosine (schedules.py)
+    warmup_steps: int = 0
+    min_lr: float = 0.0                       # plateau's and cosine's floor
+    cosine_fraction: float = 1.0              # cosine: share of the steps in the decay
+    plateau_patience_steps: Optional[int] = None   # patience in steps (-> whole epochs)
+    val_split: str = "val"                    # what fit validates on; never "test"
     backbone_weights: Optional[str] = None
     freeze_backbone: bool = False
     mixed_precision: bool = False
@@ -49,6 +57,31 @@ class TrainConfig:
     max_train_minutes: Optional[float] = None  # wall-clock limit of fit (TimeLimit)
 
     def __post_init__(self):
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}; got "
+                             f"{self.lr_schedule!r}.")
+        if self.val_split == "test":
+            raise ValueError("val_split must not be 'test': checkpoints and schedules are "
+                             "chosen on validation data, and the test split is read once, "
+                             "by python -m train.evaluate.")
+        for name in ("learning_rate", "min_lr", "momentum", "cosine_fraction"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be a finite number; got {getattr(self, name)}.")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0; got {self.learning_rate}.")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0; got {self.warmup_steps}.")
+        if not 0.0 <= self.min_lr < self.learning_rate:
+            raise ValueError(f"min_lr must be in [0, learning_rate = {self.learning_rate}); "
+                             f"got {self.min_lr}.")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1); got {self.momentum}.")
+        if not 0.0 < self.cosine_fraction <= 1.0:
+            raise ValueError(f"cosine_fraction must be in (0, 1]; got {self.cosine_fraction}.")
+        if self.plateau_patience < 0 or (self.plateau_patience_steps is not None
+                                         and self.plateau_patience_steps < 1):
+            raise ValueError("plateau_patience must be >= 0 epochs and plateau_patience_steps "
+                             ">= 1 step.")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}; got {self.strategy!r}.")
         if self.optimizer not in OPTIMIZERS:
@@ -111,6 +144,10 @@ def check_resume(config: TrainConfig) -> None:
     except ValueError as e:
         raise ValueError(f"{stored_path} is unreadable ({e}); the backup beside it cannot be "
                          f"checked: use a new --model_dir") from None
+    if "val_split" not in stored:
+        raise ValueError(f"{config.model_dir} holds a run that validated on the test split "
+                         f"(its best.keras and learning rate were chosen on test): it cannot "
+                         f"be resumed; use a new --model_dir (or delete {backup}).")
     new = dict(_flat(json.loads(json.dumps(config.to_dict()))))
     changed = [f"{key}: {stored[key]!r} -> {new[key]!r}" for key in sorted(new)
                if key in stored and stored[key] != new[key]
@@ -176,19 +213,49 @@ def compile_model(model: keras.Model, config: TrainConfig) -> None:
         jit_compile=jit_compile(config), steps_per_execution=config.steps_per_execution)
 
 
-def common_callbacks(work_dir: str, config: TrainConfig) -> list:
-    """TerminateOnNaN, crash-safe ``best.keras`` (by val top-1) and ``last.keras``,
-    ReduceLROnPlateau (/10 on val_loss), ``log.csv`` (appended across restarts) and, with
-    ``max_train_minutes``, a ``TimeLimit`` (last)."""
+def learning_rate_curve(config: TrainConfig, steps_per_epoch: int) -> LearningRateCurve:
+    """The run's ``LearningRateCurve``: a cosine ends after ``epochs x steps_per_epoch``."""
+    return LearningRateCurve(peak=config.learning_rate, warmup_steps=config.warmup_steps,
+                             total_steps=config.epochs * steps_per_epoch,
+                             cosine_fraction=config.cosine_fraction, min_lr=config.min_lr)
+
+
+def plateau_patience(config: TrainConfig, steps_per_epoch: int) -> int:
+    """Epochs without progress before a plateau cut: ``plateau_patience``, or
+    ``plateau_patience_steps`` rounded up to whole epochs (Keras checks once an epoch)."""
+    if config.plateau_patience_steps is None:
+        return config.plateau_patience
+    return -(-config.plateau_patience_steps // steps_per_epoch)
+
+
+def common_callbacks(work_dir: str, config: TrainConfig, steps_per_epoch: int,
+                     log_callbacks: Sequence[keras.callbacks.Callback] = ()) -> list:
+    """Every run's callbacks, in the order they must act at an epoch's end:
+    TerminateOnNaN; ``log_callbacks`` (more epoch logs, e.g. ``ValSyncPair``); the
+    learning-rate schedule (``schedules``: plateau on ``val_loss``,
+    constant or cosine); crash-safe ``best.keras`` (by ``val_top1``) and ``last.keras``;
+    the backup (``AtomicBackupAndRestore``, after the schedule and checkpoints, so that it
+    holds the rate they settled on, the plateau's counters and the best score so far: a
+    resumed run goes on as an unbroken one would); ``log.csv`` (appended across restarts);
+    with ``max_train_minutes``, a ``TimeLimit`` (last). All of them watch the validation
+    split, never the test split."""
+    schedule = schedule_callbacks(config.lr_schedule, learning_rate_curve(config, steps_per_epoch),
+                                  steps_per_epoch, plateau_patience(config, steps_per_epoch),
+                                  time_limit_minutes=config.max_train_minutes)
+    best = checkpoints.AtomicModelCheckpoint(os.path.join(work_dir, "best.keras"),
+                                             monitor="val_top1", mode="max", save_best_only=True)
+    stateful = {"best_checkpoint": best}
+    stateful.update({"plateau": c for c in schedule
+                     if isinstance(c, keras.callbacks.ReduceLROnPlateau)})
     limit = [TimeLimit(config.max_train_minutes)] if config.max_train_minutes else []
     return [
         keras.callbacks.TerminateOnNaN(),
-        checkpoints.AtomicModelCheckpoint(os.path.join(work_dir, "best.keras"),
-                                          monitor="val_top1", mode="max",
-                                          save_best_only=True),
+        *log_callbacks,
+        *schedule,
+        best,
         checkpoints.AtomicModelCheckpoint(os.path.join(work_dir, "last.keras")),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.1,
-                                          patience=config.plateau_patience),
+        checkpoints.AtomicBackupAndRestore(checkpoints.backup_dir(work_dir),
+                                           delete_checkpoint=False, stateful=stateful),
         keras.callbacks.CSVLogger(os.path.join(work_dir, "log.csv"), append=True),
         *limit,
     ]

@@ -32,6 +32,11 @@ from rstg_tf.training.config import (TrainConfig, check_resume, common_callbacks
 from rstg_tf.training.pretrain import load_backbone_weights
 from rstg_tf.training.ranking import prediction_fields
 from rstg_tf.training.run_log import read_log
+from rstg_tf.training.sync_pair_log import ValSyncPair
+
+
+# log.csv columns result.json keeps as per-epoch curves (``<name>_curve``).
+CURVES = ("val_top1", "val_sync_pair", "val_sync_pair_z", "learning_rate")
 
 
 def check_in_memory(config: TrainConfig) -> None:
@@ -44,66 +49,79 @@ def check_in_memory(config: TrainConfig) -> None:
 
 
 def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, ...],
-                    test: Tuple[np.ndarray, ...]) -> Dict:
-    """Fits ``config``'s model on ``train`` arrays, validates and tests on ``test``.
+                    val: Tuple[np.ndarray, ...], test: Tuple[np.ndarray, ...]) -> Dict:
+    """Fits ``config``'s model on ``train`` arrays, validating on ``val``; then tests the
+    chosen checkpoint (``best.keras``, by validation top-1) on ``test`` once.
 
-    ``train`` and ``test`` are (clips, labels) or (clips, labels, digits) as
-    ``make_videos`` returns them; with the test clips' digits, result.json also has the
-    sync-pair accuracy (``rstg_tf.data.syncmnist.sync_pair_accuracy``).
+    ``train``, ``val`` and ``test`` are (clips, labels) or (clips, labels, digits) as
+    ``make_videos`` returns them; with the clips' digits, result.json also has the
+    sync-pair accuracy (``rstg_tf.data.syncmnist.sync_pair_accuracy``) of val and test.
 
     Writes into ``config.model_dir``: config.json, best.keras, last.keras, log.csv,
     backup/ (BackupAndRestore: called again after a kill, it resumes from the last finished
-    epoch) and result.json (test top-1 / top-5, parameters, epochs run of ``epochs``, whether
+    epoch) and result.json (test top-1 / top-5 of best.keras, its validation scores, the
+    last epoch's validation top-1, parameters, epochs run of ``epochs``, whether
     ``max_train_minutes`` stopped it, the backend and whether its step was compiled).
     Returns result.json's content.
     """
     check_in_memory(config)
-    test_digits = test[2] if len(test) > 2 else None
-    train, test = train[:2], test[:2]
     os.makedirs(config.model_dir, exist_ok=True)
     atomic_write_text(os.path.join(config.model_dir, "config.json"),
                       json.dumps(config.to_dict(), indent=1, sort_keys=True) + "\n")
     keras.utils.set_random_seed(config.seed)
     set_precision_policy(config)
     steps = steps_per_epoch(config, len(train[0]), config.batch_size)
-    val_videos = min(config.val_videos or len(test[0]), len(test[0]))
+    val_videos = min(config.val_videos or len(val[0]), len(val[0]))
+    val = tuple(a[:val_videos] for a in val)
     model = build_model(config.model)
     if config.backbone_weights:
         load_backbone_weights(model, config.backbone_weights, config.model,
                               trainable=not config.freeze_backbone)
     compile_model(model, config)
-    backup = checkpoints.backup_dir(config.model_dir)
-    metadata = checkpoints.read_backup_metadata(backup)
+    metadata = checkpoints.read_backup_metadata(checkpoints.backup_dir(config.model_dir))
     first_epoch = metadata["epoch"] if metadata else 0
-    callbacks = [checkpoints.AtomicBackupAndRestore(backup, delete_checkpoint=False),
-                 *common_callbacks(config.model_dir, config)]
-    batches = ShuffledBatches(*train, config.batch_size, steps, config.seed,
+    logged = [ValSyncPair(val, config.batch_size)] if len(val) > 2 else []
+    callbacks = common_callbacks(config.model_dir, config, steps, log_callbacks=logged)
+    batches = ShuffledBatches(*train[:2], config.batch_size, steps, config.seed,
                               epoch=first_epoch)
     history = model.fit(
         **batches.fit_arguments(config.epochs, callbacks), epochs=config.epochs,
-        **validation_arguments((test[0][:val_videos], test[1][:val_videos]),
-                               config.batch_size),
-        verbose=config.verbose)
-    scores = model.evaluate(**array_arguments(test, config.batch_size), verbose=0,
-                            return_dict=True)
-    result = {"top1": float(scores["top1"]), "top5": float(scores["top5"]),
-              "loss": float(scores["loss"]), "num_videos": int(len(test[0])),
-              "parameters": int(model.count_params()),
-              "epochs_run": first_epoch + len(history.history.get("loss", [])),
-              "resumed_from_epoch": first_epoch, "epochs": config.epochs,
-              **time_limit_fields(callbacks),
-              "train_videos": int(len(train[0])), "backend": keras.backend.backend(),
-              "jit_compile": bool(model.jit_compile), "dtype_policy": model.dtype_policy.name,
-              "steps_per_execution": config.steps_per_execution,
-              "final_lr": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
-              "val_top1": read_log(config.model_dir).get("val_top1", [])}  # restarts too
-    logits = model.predict(**array_arguments(test[:1], config.batch_size), verbose=0)
-    result.update(prediction_fields(np.argmax(logits, axis=-1)))
-    if test_digits is not None:
-        result.update(sync_pair_fields(logits, test_digits, test[1]))
+        **validation_arguments(val[:2], config.batch_size), verbose=config.verbose)
+    final_lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    log = read_log(config.model_dir)                    # every epoch, restarts too
+    best = os.path.join(config.model_dir, "best.keras")
+    if os.path.exists(best):
+        model.load_weights(best)                        # the checkpoint chosen on val
+    result = {"checkpoint": "best" if os.path.exists(best) else "last",
+              "validation_split": config.val_split, "val_videos": int(len(val[0])),
+              **{f"val_{k}": v for k, v in _scores(model, val, config.batch_size).items()},
+              **{f"{key}_curve": log.get(key, []) for key in CURVES}}
+    result.update(_scores(model, test, config.batch_size))
+    result.update({"num_videos": int(len(test[0])), "parameters": int(model.count_params()),
+                   "epochs_run": first_epoch + len(history.history.get("loss", [])),
+                   "resumed_from_epoch": first_epoch, "epochs": config.epochs,
+                   **time_limit_fields(callbacks),
+                   "train_videos": int(len(train[0])), "backend": keras.backend.backend(),
+                   "jit_compile": bool(model.jit_compile),
+                   "dtype_policy": model.dtype_policy.name,
+                   "steps_per_execution": config.steps_per_execution, "final_lr": final_lr})
     if not math.isfinite(result["loss"]):
         raise ValueError(f"training diverged (test loss {result['loss']}); "
                          f"see {config.model_dir}/log.csv.")
     atomic_write_text(os.path.join(config.model_dir, "result.json"),
                       json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def _scores(model: keras.Model, split: Tuple[np.ndarray, ...], batch_size: int) -> Dict:
+    """top1, top5, loss of ``model`` on (clips, labels[, digits]); with digits the
+    sync-pair and present-pair fields, and the prediction fields, too."""
+    scores = model.evaluate(**array_arguments(split[:2], batch_size), verbose=0,
+                            return_dict=True)
+    result = {"top1": float(scores["top1"]), "top5": float(scores["top5"]),
+              "loss": float(scores["loss"])}
+    logits = model.predict(**array_arguments(split[:1], batch_size), verbose=0)
+    result.update(prediction_fields(np.argmax(logits, axis=-1)))
+    if len(split) > 2:
+        result.update(sync_pair_fields(logits, split[2], split[1]))
     return result

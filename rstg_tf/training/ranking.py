@@ -23,8 +23,8 @@ runner makes.
 
 Pure Python; results are the dicts ``python -m train.evaluate`` and the in-memory trainer
 write (``top1``, ``num_videos``, ``sync_pair_top1``, ``sync_pair_videos``,
-``sync_pair_chance``, ``predicted_classes``; results written before session 26 name
-the chance rate ``motion_blind_sync_pair``, which is read too).
+``sync_pair_chance``, ``predicted_classes``; older results name the chance rate
+``motion_blind_sync_pair``, which is read too).
 """
 
 from __future__ import annotations
@@ -44,17 +44,24 @@ def _z(difference: float, variance: float) -> float:
     return difference / math.sqrt(variance)
 
 
-def sync_verdict(result: Mapping[str, object], z: float = Z_THRESHOLD) -> Optional[str]:
-    """A short note on whether ``result``'s sync-pair accuracy is beyond chance.
-
-    Returns None when the result has no sync-pair figure (no clip with a synchronous pair,
-    or a result written before that field existed).
-    """
+def sync_pair_z(result: Mapping[str, object]) -> Optional[float]:
+    """``result``'s sync-pair accuracy above its sync-blind chance, in standard errors of
+    that chance rate; None when the result has no sync-pair figure (no clip with a
+    synchronous pair, or a result written before that field existed)."""
     sync, count = result.get("sync_pair_top1"), result.get("sync_pair_videos") or 0
     blind = result.get("sync_pair_chance", result.get("motion_blind_sync_pair"))
     if sync is None or blind is None or count <= 0:
         return None
-    k = _z(float(sync) - float(blind), float(blind) * (1 - float(blind)) / count)
+    return _z(float(sync) - float(blind), float(blind) * (1 - float(blind)) / count)
+
+
+def sync_verdict(result: Mapping[str, object], z: float = Z_THRESHOLD) -> Optional[str]:
+    """A short note on whether ``result``'s sync-pair accuracy is beyond chance (None
+    without a sync-pair figure, as ``sync_pair_z``)."""
+    k = sync_pair_z(result)
+    if k is None:
+        return None
+    blind = float(result.get("sync_pair_chance", result.get("motion_blind_sync_pair")))
     if k >= z:
         return f"finds the sync pair: {k:+.1f} s.e. above its chance {100 * blind:.0f} %"
     if k <= -z:

@@ -3,8 +3,10 @@
 ``train(config)`` builds the model under the chosen distribution strategy, compiles it
 (cross-entropy, top-1 / top-5), and fits it on the tf.data pipeline with Keras callbacks
 only: BackupAndRestore (a killed run started again with the same command resumes from its
-last epoch), ModelCheckpoint (``best.keras`` by validation top-1, ``last.keras``),
-ReduceLROnPlateau (/10), TensorBoard, CSVLogger (``log.csv``) and TerminateOnNaN.
+last epoch), ModelCheckpoint (``best.keras`` by validation top-1, ``last.keras``), the learning-rate
+schedule (``--lr_schedule``: ReduceLROnPlateau on the validation loss, constant or cosine),
+TensorBoard, CSVLogger (``log.csv``) and TerminateOnNaN. Validation reads the data's
+``val`` split; the test split is read only by ``python -m train.evaluate``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import tensorflow as tf
 from rstg_tf.data import pipeline, syncmnist_records
 from rstg_tf.data.atomic import atomic_write_text
 from rstg_tf.models import build_model
-from rstg_tf.training import checkpoints
 from rstg_tf.training.config import (  # noqa: F401 (TrainConfig: re-export)
     TrainConfig, check_resume, common_callbacks, compile_model, set_precision_policy,
     steps_per_epoch)
@@ -53,17 +54,13 @@ def _split_size(data_dir: str, split: str) -> int:
     return sum(counts)
 
 
-def make_callbacks(config: TrainConfig) -> list:
+def make_callbacks(config: TrainConfig, steps_per_epoch: int) -> list:
     # Multi-worker: every worker runs the callbacks; only the chief writes into model_dir.
     work_dir = config.model_dir if is_chief() else os.path.join(
         config.model_dir, "workers",
         f"worker-{json.loads(os.environ['TF_CONFIG'])['task']['index']}")
-    return [
-        checkpoints.AtomicBackupAndRestore(checkpoints.backup_dir(work_dir),
-                                           delete_checkpoint=False),
-        *common_callbacks(work_dir, config),
-        keras.callbacks.TensorBoard(os.path.join(work_dir, "tensorboard")),
-    ]
+    return [*common_callbacks(work_dir, config, steps_per_epoch),
+            keras.callbacks.TensorBoard(os.path.join(work_dir, "tensorboard"))]
 
 
 def _multi_worker_workarounds(model: keras.Model, config: TrainConfig) -> None:
@@ -102,7 +99,13 @@ def _multi_worker_workarounds(model: keras.Model, config: TrainConfig) -> None:
 def train(config: TrainConfig) -> keras.callbacks.History:
     """Runs (or resumes) one training run; returns the Keras history of this process."""
     num_train = _split_size(config.data_dir, "train")
-    num_val = _split_size(config.data_dir, "test")
+    try:
+        num_val = _split_size(config.data_dir, config.val_split)
+    except ValueError as e:
+        raise ValueError(f"{e} Training validates on the '{config.val_split}' split: make it "
+                         f"with python -m train.make_syncmnist --split={config.val_split} "
+                         f"--output_dir={config.data_dir} --num_videos=5000 (and the "
+                         f"generator settings of its train split).") from None
     check_resume(config)
     os.makedirs(config.model_dir, exist_ok=True)
     if is_chief():
@@ -119,7 +122,7 @@ def train(config: TrainConfig) -> keras.callbacks.History:
     train_data = syncmnist_records.dataset(config.data_dir, "train", global_batch,
                                            training=True, repeat=True, seed=config.seed,
                                            on_corrupt=config.on_corrupt)
-    val_data = syncmnist_records.dataset(config.data_dir, "test", global_batch,
+    val_data = syncmnist_records.dataset(config.data_dir, config.val_split, global_batch,
                                          training=False,
                                          on_corrupt=config.on_corrupt).take(val_steps)
     with strategy.scope():
@@ -133,5 +136,5 @@ def train(config: TrainConfig) -> keras.callbacks.History:
         # fit inside the scope: Keras 3 runs its steps on the scope's strategy
         return model.fit(train_data, epochs=config.epochs, steps_per_epoch=steps,
                          validation_data=val_data, validation_steps=val_steps,
-                         shuffle=False, callbacks=make_callbacks(config),
+                         shuffle=False, callbacks=make_callbacks(config, steps),
                          verbose=config.verbose)
