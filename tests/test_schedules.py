@@ -50,7 +50,7 @@ def test_a_time_limited_cosine_reestimates_its_length_from_the_epochs_pace():
         logs = {}
         callback.on_epoch_end(epoch, logs)
         totals.append(logs["lr_total_steps"])
-    assert totals == [600] * 6
+    assert totals == [1000] + [600] * 5        # the first epoch (compiling) is not a pace
     assert callback.curve(598) < 0.01 and callback.curve(599) == 0.0
     # a limit far away: the planned length stands
     far = ScheduledLearningRate(curve, steps_per_epoch=100, time_limit_minutes=60.0,

@@ -90,9 +90,9 @@ class ScheduledLearningRate(keras.callbacks.Callback):
 
     With ``owns_rate=False`` (the plateau schedule) it acts during the warm-up only and
     then leaves the rate to ``ReduceLROnPlateau``. With ``time_limit_minutes`` (the run's
-    ``TimeLimit``) a cosine curve's ``total_steps`` is re-estimated after each epoch: the
-    epochs that will still begin are those that, at the last epoch's pace, end inside the
-    limit. Adds ``lr_total_steps`` (the length the cosine is aiming at) to the epoch logs.
+    ``TimeLimit``) a cosine curve's ``total_steps`` is re-estimated after each epoch but
+    a fit's first (which includes compiling the step): the epochs that will still begin
+    are those that, at the last epoch's pace, end inside the limit. Adds ``lr_total_steps`` (the length the cosine is aiming at) to the epoch logs.
 
     Args:
       curve: the ``LearningRateCurve``; for cosine its ``total_steps`` is the planned
@@ -111,14 +111,16 @@ class ScheduledLearningRate(keras.callbacks.Callback):
         self.planned_total = curve.total_steps
         self.limit = None if time_limit_minutes is None else 60.0 * time_limit_minutes
         self.clock = clock
-        self._epoch, self._last = 0, None
+        self._epoch, self._last, self._first_epoch = 0, None, None
         self._start = self._epoch_start = 0.0
 
     def on_train_begin(self, logs=None):
-        self._start, self._last = self.clock(), None
+        self._start, self._last, self._first_epoch = self.clock(), None, None
         self.curve = dataclasses.replace(self.curve, total_steps=self.planned_total)
 
     def on_epoch_begin(self, epoch, logs=None):
+        if self._first_epoch is None:
+            self._first_epoch = epoch
         self._epoch, self._epoch_start = epoch, self.clock()
 
     def on_train_batch_begin(self, batch, logs=None):
@@ -132,7 +134,9 @@ class ScheduledLearningRate(keras.callbacks.Callback):
             self._last = value
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.limit is not None and self.planned_total is not None:
+        # A fit's first epoch includes compiling the step: its pace says little.
+        first = epoch == self._first_epoch
+        if self.limit is not None and self.planned_total is not None and not first:
             now = self.clock()
             pace = now - self._epoch_start
             more = int((self.limit - (now - self._start)) // pace) if pace > 0 else 0
