@@ -48,9 +48,15 @@ def test_oracle_arrays_and_a_schedule_learning_from_them():
     with pytest.raises(ValueError, match="count must be in"):
         oracle_arrays(gen, 0)
     data = (maps, labels, digits)
-    result = run_oracle("time_only", data, data, epochs=3, steps_per_epoch=6, batch_size=8,
-                        learning_rate=3e-3, node_dim=8, message_dim=8)
+    result = run_oracle("time_only", data, data, data, epochs=3, steps_per_epoch=6,
+                        batch_size=8, learning_rate=3e-3, node_dim=8, message_dim=8,
+                        lr_schedule="cosine", cosine_fraction=0.5, min_lr=3e-4, norm="layer")
     assert len(result["val_top1"]) == 3 and result["loss"][-1] < result["loss"][0]
+    assert len(result["val_sync_pair"]) == len(result["val_sync_pair_z"]) == 3
+    assert result["learning_rate"][0] == pytest.approx(3e-3)
+    assert result["learning_rate"][-1] == pytest.approx(3e-4)      # the cosine's floor
+    left = result["steps_to_leave_sync_blind"]
+    assert left is None or left in (6, 12, 18)
     assert 0.0 <= result["present_pair_top1"] <= 1.0 and result["parameters"] > 0
 
 
@@ -84,27 +90,30 @@ def test_mlp_head_learns_from_steps_and_rstg_refuses_trajectories():
     with pytest.raises(ValueError, match="inputs must be one of"):
         oracle_arrays(gen, 4, inputs="pixels")
     data = (steps, labels, digits)
-    result = run_oracle("mlp", data, data, epochs=3, steps_per_epoch=6, batch_size=8,
+    result = run_oracle("mlp", data, data, data, epochs=3, steps_per_epoch=6, batch_size=8,
                         learning_rate=3e-3, mlp_width=16)
     assert result["loss"][-1] < result["loss"][0]
     assert result["parameters"] == (120 * 16 + 16) + (16 * 16 + 16) + (16 * 46 + 46)
     with pytest.raises(ValueError, match="RSTG schedules read maps"):
-        run_oracle("time_only", data, data, epochs=1, steps_per_epoch=1, batch_size=8)
+        run_oracle("time_only", data, data, data, epochs=1, steps_per_epoch=1, batch_size=8)
 
 
 def test_oracle_program_end_to_end_and_bad_output(tmp_path):
     npz = write_fake_npz(tmp_path / "mnist.npz")
     out = tmp_path / "oracle" / "oracle.json"
     result = run_python(["-m", "train.oracle", f"--mnist={npz}", "--schedules=space_only",
-                         "--schedules=time_only", "--train_videos=32", "--test_videos=16",
+                         "--schedules=time_only", "--train_videos=32", "--val_videos=12",
+                         "--test_videos=16", "--norm=layer", "--lr_schedule=cosine",
                          "--epochs=2", "--steps_per_epoch=2", "--batch_size=8",
                          "--node_dim=8", "--message_dim=8", f"--output={out}", "--verbose=0"])
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     report = json.loads(out.read_text())
     assert list(report["schedules"]) == ["space_only", "time_only"]
     assert report["train_videos"] == 32 and report["test_videos"] == 16
+    assert report["val_videos"] == 12 and report["norm"] == "layer"
     for r in report["schedules"].values():
         assert len(r["val_top1"]) == 2 and "sync_pair_top1" in r and "present_pair_top1" in r
+        assert len(r["val_sync_pair"]) == 2 and "steps_to_leave_sync_blind" in r
     assert (tmp_path / "oracle" / "oracle.png").stat().st_size > 0
     assert "time_only: test top-1" in result.stdout
     bad = run_python(["-m", "train.oracle", f"--mnist={npz}", f"--output={tmp_path}/o.txt"])
@@ -137,7 +146,7 @@ def test_oracle_program_mlp_on_steps_under_jax_without_tensorflow(tmp_path):
     out = tmp_path / "steps.json"
     result = run_python([*without_tensorflow("train.oracle"), f"--mnist={npz}", "--inputs=steps",
                          "--schedules=mlp", "--mlp_width=8", "--train_videos=32",
-                         "--test_videos=16", "--epochs=2", "--steps_per_epoch=2",
+                         "--val_videos=12", "--test_videos=16", "--epochs=2", "--steps_per_epoch=2",
                          "--batch_size=8", f"--output={out}", "--verbose=0"],
                         KERAS_BACKEND="jax")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

@@ -159,16 +159,19 @@ def run_probe(kind: str, train: Tuple[np.ndarray, np.ndarray],
 def fit_adam(model: keras.Model, train: Tuple[np.ndarray, np.ndarray],
              val: Tuple[np.ndarray, np.ndarray], epochs: int, steps_per_epoch: int,
              batch_size: int, learning_rate: float, seed: int = 0, verbose: int = 0,
-             top_k: Sequence[int] = (1, 5)) -> Dict[str, list]:
+             top_k: Sequence[int] = (1, 5),
+             callbacks: Sequence[keras.callbacks.Callback] = ()) -> Dict[str, list]:
     """Fits ``model`` (logits) with Adam and cross-entropy on ``steps_per_epoch`` shuffled
     batches of ``train`` an epoch, validated on ``val``; returns the per-epoch history
-    (loss, top<k> and their val_ twins) as floats. Shared by the probes and the oracle."""
+    (loss, top<k> and their val_ twins, and what ``callbacks`` log, e.g. a learning-rate
+    schedule's ``learning_rate``) as floats. Shared by the probes and the oracle."""
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseTopKCategoricalAccuracy(k, name=f"top{k}")
                            for k in top_k])
     batches = ShuffledBatches(train[0], train[1], batch_size, steps_per_epoch, seed=seed)
-    history = model.fit(**batches.fit_arguments(epochs), epochs=epochs, verbose=verbose,
+    history = model.fit(**batches.fit_arguments(epochs, callbacks), epochs=epochs,
+                        verbose=verbose,
                         **validation_arguments(val, 256))
     return {k: [float(v) for v in values] for k, values in history.history.items()}
 

@@ -34,6 +34,11 @@ from rstg_tf.config import RSTGConfig
 from rstg_tf.data.syncmnist import NUM_CLASSES, SyncMnistGenerator, sync_pair_fields
 from rstg_tf.layers.rstg import RSTG
 from rstg_tf.training.feature_probe import fit_adam
+from rstg_tf.training.schedules import LearningRateCurve, schedule_callbacks
+from rstg_tf.training.sync_pair_log import ValSyncPair
+
+# Standard errors above sync-blind that count as having left it (run_oracle).
+LEAVE_Z = 5.0
 
 
 def _cell_shares(start: np.ndarray, size: int, canvas: int, grid: int) -> np.ndarray:
@@ -122,10 +127,12 @@ def oracle_arrays(generator: SyncMnistGenerator, count: int, grid: int = 6,
 
 
 def oracle_model(schedule: str, map_shape: Sequence[int], node_dim: int = 64,
-                 message_dim: int = 64) -> keras.Model:
-    """maps [B, T, grid, grid, 10] -> RSTG (``schedule``, the quick rows' widths) ->
-    dense(46) logits: a Table 1 row with the backbone replaced by the oracle."""
-    config = RSTGConfig(node_dim=node_dim, message_dim=message_dim, schedule=schedule)
+                 message_dim: int = 64, norm: str = "none") -> keras.Model:
+    """maps [B, T, grid, grid, 10] -> RSTG (``schedule``, the quick rows' widths,
+    ``norm``) -> dense(46) logits: a Table 1 row with the backbone replaced by the
+    oracle."""
+    config = RSTGConfig(node_dim=node_dim, message_dim=message_dim, schedule=schedule,
+                        norm=norm)
     maps = keras.Input(tuple(map_shape), name="digit_maps")
     pooled = RSTG(config, name="rstg")(maps)
     logits = keras.layers.Dense(NUM_CLASSES, dtype="float32", name="classifier")(pooled)
@@ -144,13 +151,21 @@ def mlp_model(input_shape: Sequence[int], width: int = 512, depth: int = 2) -> k
 
 
 def run_oracle(schedule: str, train: Tuple[np.ndarray, np.ndarray, np.ndarray],
+               val: Tuple[np.ndarray, np.ndarray, np.ndarray],
                test: Tuple[np.ndarray, np.ndarray, np.ndarray], epochs: int,
                steps_per_epoch: int, batch_size: int = 16, learning_rate: float = 3e-4,
                node_dim: int = 64, message_dim: int = 64, seed: int = 0,
-               verbose: int = 0, mlp_width: int = 512) -> Dict[str, object]:
-    """Trains ``oracle_model(schedule)``, or ``mlp_model`` for schedule ``mlp``, (Adam) on
-    ``train`` = ``oracle_arrays``, validated on ``test``; returns the per-epoch history and
-    the test clips' sync-pair fields. RSTG schedules read maps, the MLP any inputs."""
+               verbose: int = 0, mlp_width: int = 512, norm: str = "none",
+               lr_schedule: str = "constant", cosine_fraction: float = 1.0,
+               min_lr: float = 0.0, warmup_steps: int = 0,
+               leave_z: float = LEAVE_Z) -> Dict[str, object]:
+    """Trains ``oracle_model(schedule)``, or ``mlp_model`` for schedule ``mlp``, (Adam,
+    ``lr_schedule`` as in training runs) on ``train`` = ``oracle_arrays``, validated on
+    ``val`` (with its sync pair per epoch, ``ValSyncPair``); then tests it once on
+    ``test``. Returns the per-epoch history, ``steps_to_leave_sync_blind`` (the steps
+    after the first epoch whose val sync pair is ``leave_z`` standard errors above
+    sync-blind; None if none was) and the test clips' sync-pair fields. RSTG schedules
+    read maps, the MLP any inputs."""
     keras.utils.set_random_seed(seed)
     if schedule == "mlp":
         model = mlp_model(train[0].shape[1:], mlp_width)
@@ -158,10 +173,17 @@ def run_oracle(schedule: str, train: Tuple[np.ndarray, np.ndarray, np.ndarray],
         raise ValueError(f"RSTG schedules read maps [N, T, grid, grid, 10]; got inputs of "
                          f"shape {train[0].shape} (trajectories are for the mlp head).")
     else:
-        model = oracle_model(schedule, train[0].shape[1:], node_dim, message_dim)
-    history = fit_adam(model, train[:2], test[:2], epochs, steps_per_epoch, batch_size,
-                       learning_rate, seed, verbose, top_k=(1,))
+        model = oracle_model(schedule, train[0].shape[1:], node_dim, message_dim, norm)
+    curve = LearningRateCurve(peak=learning_rate, warmup_steps=warmup_steps,
+                              total_steps=epochs * steps_per_epoch,
+                              cosine_fraction=cosine_fraction, min_lr=min_lr)
+    callbacks = [ValSyncPair(val, batch_size=256),
+                 *schedule_callbacks(lr_schedule, curve, steps_per_epoch, plateau_patience=2)]
+    history = fit_adam(model, train[:2], val[:2], epochs, steps_per_epoch, batch_size,
+                       learning_rate, seed, verbose, top_k=(1,), callbacks=callbacks)
+    left = [e for e, z in enumerate(history.get("val_sync_pair_z", [])) if z > leave_z]
     logits = model.predict(test[0], batch_size=256, verbose=0)
     return {**history, **sync_pair_fields(logits, test[2], test[1]),
+            "steps_to_leave_sync_blind": (left[0] + 1) * steps_per_epoch if left else None,
             "test_top1": float(np.mean(np.argmax(logits, axis=1) == test[1])),
             "parameters": int(model.count_params())}
