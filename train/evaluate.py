@@ -1,4 +1,7 @@
-"""Evaluate a trained model: ``python -m train.evaluate --model_dir=... --data=...``.
+"""Evaluate a trained model: ``python -m train.evaluate --model_dir=... --data_dir=...``.
+
+The test split is for this program alone: training chose the checkpoint and the learning
+rate on the val split, so a test score read here once is an unbiased one.
 
 Prints top-1 / top-5, the sync-pair accuracy (of the pairs of digits in a clip, is the
 synchronous one ranked first; 1/3 for a sync-blind model on 3SyncMNIST) and the
@@ -15,13 +18,14 @@ from absl import flags
 from train import cli
 
 flags.DEFINE_string("model_dir", None, "A training run's --model_dir.")
-flags.DEFINE_string("data", None, "Shard directory (python -m train.make_syncmnist).")
-flags.DEFINE_enum("split", "test", ["train", "test"], "Split to evaluate.")
+flags.DEFINE_string("data_dir", None, "Shard directory (python -m train.make_syncmnist).")
+flags.DEFINE_alias("data", "data_dir")
+flags.DEFINE_enum("split", "test", ["train", "val", "test"], "Split to evaluate.")
 flags.DEFINE_enum("checkpoint", "best", ["best", "last"], "best.keras or last.keras.")
 flags.DEFINE_integer("batch_size", 32, "Batch size.", lower_bound=1)
 flags.DEFINE_integer("max_videos", None, "Only the first N videos.", lower_bound=1)
 flags.DEFINE_string("output_dir", None, "Where results go (default: --model_dir).")
-flags.mark_flags_as_required(["model_dir", "data"])
+flags.mark_flags_as_required(["model_dir", "data_dir"])
 
 
 def main(argv):
@@ -30,7 +34,7 @@ def main(argv):
     from rstg_tf.training.evaluation import evaluate
     from rstg_tf.training.ranking import collapse_note
 
-    results = evaluate(f.model_dir, f.data, split=f.split, checkpoint=f.checkpoint,
+    results = evaluate(f.model_dir, f.data_dir, split=f.split, checkpoint=f.checkpoint,
                        batch_size=f.batch_size, max_videos=f.max_videos,
                        output_dir=f.output_dir)
     print(f"\n{f.split}: top-1 {100 * results['top1']:.2f}%  top-5 {100 * results['top5']:.2f}%"

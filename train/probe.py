@@ -85,7 +85,7 @@ def main(argv):
 
     config = ModelConfig(num_filters=f.num_filters)
     train, num_digits = _split_features(f, "train", config)
-    val, _ = _split_features(f, "test", config)
+    val, _ = _split_features(f, "val", config)
     optimum = sync_blind_optimum(num_digits)
     results = {"data_dir": f.data_dir, "backbone_weights": f.backbone_weights,
                "num_filters": f.num_filters, "num_digits": num_digits,

@@ -165,6 +165,8 @@ def main(argv):
     work_dir = f.work_dir or os.path.join("runs", f"table{digits}_{budget}")
     data_dir = f.data_dir or os.path.join("data", f"syncmnist{digits}_{budget}")
     os.makedirs(work_dir, exist_ok=True)
+    for row in rows:
+        _check_validated_on_val(os.path.join(work_dir, row))
     from rstg_tf.training.time_budget import TimeBudget
 
     clock = TimeBudget(f.time_budget_minutes)
@@ -176,6 +178,18 @@ def main(argv):
     print(open(path).read())
     print(f"finished in {clock.minutes():.1f} min; table: {path}, chart: "
           f"{os.path.join(work_dir, 'table.png')}")
+
+
+def _check_validated_on_val(model_dir):
+    """Refuses a row trained before the val split existed: its checkpoint and learning
+    rate were chosen on the test split, so its test score is not one to report."""
+    path = os.path.join(model_dir, "config.json")
+    if os.path.exists(path):
+        with open(path) as fh:
+            if "val_split" not in json.load(fh):
+                raise ValueError(f"{model_dir} was trained validating on the test split (its "
+                                 "best.keras and learning rate were chosen on test): use a "
+                                 "new --work_dir, or delete that row's directory.")
 
 
 def _row_flags(digits, budget, row):
@@ -221,7 +235,7 @@ def _shard_rows(digits, budget, rows, work_dir, data_dir, f, clock):
                   f"--model_dir={model_dir}", f"--backbone_weights={backbone}",
                   *f.extra_flags, *([f"--max_train_minutes={limit:.3f}"] if limit else [])],
                  log_path=os.path.join(model_dir, "train.log"))
-            _run(["-m", "train.evaluate", f"--model_dir={model_dir}", f"--data={data_dir}"])
+            _run(["-m", "train.evaluate", f"--model_dir={model_dir}", f"--data_dir={data_dir}"])
         with open(eval_path) as fh:
             results[row] = json.load(fh)
         _report(digits, row, results[row], os.path.join(work_dir, row))

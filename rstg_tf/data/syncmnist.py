@@ -37,11 +37,10 @@ GENERATOR_VERSION = "syncmnist-1"
 NUM_CLASSES = 46
 NO_SYNC_LABEL = 45
 SPLITS = ("train", "val", "test")
+# Each split's part of the random key. Validation videos are made of MNIST's training
+# digits (``Mnist.split("val")``) under their own key (2), so they are other videos than
+# every training video, and MNIST's test digits are read by the test split alone.
 _SPLIT_IDS = {"train": 0, "test": 1, "val": 2}
-# The MNIST split each video split draws its digits from: validation videos are made from
-# the training digits under their own random key (split id 2), so they are other videos than
-# every training video, and the test digits are read only by the test split.
-MNIST_SPLITS = {"train": "train", "val": "train", "test": "test"}
 
 
 def _pair_labels() -> Dict[Tuple[int, int], int]:
