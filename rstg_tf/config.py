@@ -19,6 +19,9 @@ LR_SCHEDULES = ("plateau", "constant", "cosine")
 SCHEDULES = ("all_temp", "one_temp", "space_only", "time_only", "homogeneous")
 READOUTS = ("mean_time", "last_step", "map")
 CLIP_MODES = ("layerwise", "framewise")
+# How the node LSTMs start (rstg_tf.layers.node_lstm): Keras' LSTM defaults, or what the
+# reference's TF1 CudnnLSTM used.
+LSTM_INITS = ("keras", "cudnn")
 # Dtypes a trained model's weights may be stored and run in for inference / serving.
 WEIGHT_DTYPES = ("float32", "bfloat16", "float16")
 
@@ -60,6 +63,10 @@ class RSTGConfig:
       leaky_relu_slope: slope of the leaky ReLU in the ``simple`` gather (TF1 default 0.2).
       map_norm: normalisation of the RSTG-to-map output ("layer" or "batch"); its scale is
         zero-initialised so the block starts as the identity.
+      lstm_init: the node LSTMs' initialisation: "keras" (Keras' LSTM: Glorot input
+        kernel over all four gates, orthogonal recurrent kernel, forget-gate bias 1) or
+        "cudnn" (the reference's TF1 CudnnLSTM: Glorot per gate for both kernels, zero
+        biases).
     """
 
     frame_size: Tuple[int, int] = (64, 64)
@@ -82,6 +89,7 @@ class RSTGConfig:
     factorized_send: bool = True
     leaky_relu_slope: float = 0.2
     map_norm: str = "layer"
+    lstm_init: str = "keras"
 
     def __post_init__(self):
         object.__setattr__(self, "frame_size", tuple(int(s) for s in self.frame_size))
@@ -97,6 +105,7 @@ class RSTGConfig:
             "readout": READOUTS,
             "clip_mode": CLIP_MODES,
             "map_norm": ("layer", "batch"),
+            "lstm_init": LSTM_INITS,
         }
         for field, allowed in choices.items():
             value = getattr(self, field)

@@ -274,3 +274,46 @@ def test_bad_inputs_fail_at_build_with_clear_errors():
         RSTG(tiny_config(readout="map", node_dim=12, project_out=False))(features(0))
     with pytest.raises(ValueError, match="unknown RSTGConfig fields"):
         RSTGConfig.from_dict({"gathr": "dot"})
+
+
+def test_node_lstm_initialisations_keras_and_cudnn():
+    """keras: forget-gate bias 1, orthogonal recurrent kernel; cudnn (the reference's TF1
+    CudnnLSTM): zero biases, each gate's block Glorot-uniform on its own fan-in/out."""
+    import keras
+
+    from rstg_tf.layers import NodeLSTM
+
+    d_in, units = 24, 16
+    keras.utils.set_random_seed(0)
+    default = NodeLSTM(units)
+    default.build((None, d_in))
+    bias = numpy(default.bias)
+    assert (bias[units:2 * units] == 1).all() and not np.delete(bias, np.s_[units:2 * units]).any()
+    recurrent = numpy(default.recurrent_kernel)              # [U, 4U], orthogonal rows
+    np.testing.assert_allclose(recurrent @ recurrent.T, np.eye(units), atol=1e-5)
+    cudnn = NodeLSTM(units, init="cudnn")
+    cudnn.build((None, d_in))
+    assert not numpy(cudnn.bias).any()
+    for weights, rows in ((numpy(cudnn.kernel), d_in), (numpy(cudnn.recurrent_kernel), units)):
+        limit = np.sqrt(6.0 / (rows + units))                 # a gate block's Glorot bound
+        assert np.abs(weights).max() <= limit
+        assert np.abs(weights).max() > 0.9 * limit            # not the [rows, 4U] bound
+    assert NodeLSTM.from_config(cudnn.get_config()).init == "cudnn"
+    with pytest.raises(ValueError, match="init must be one of"):
+        NodeLSTM(units, init="he")
+
+
+def test_rstg_with_cudnn_lstm_init_round_trips_through_a_keras_file(tmp_path):
+    import keras
+
+    from rstg_tf import RSTG
+
+    config = tiny_config(lstm_init="cudnn")
+    inputs = keras.Input((T, H, W, C))
+    model = keras.Model(inputs, RSTG(config)(inputs))
+    x = features()
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.layers[1].config.lstm_init == "cudnn"
+    np.testing.assert_allclose(numpy(loaded(x)), numpy(model(x)), rtol=1e-5, atol=1e-6)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 from absl import flags
 
 from rstg_tf.config import (  # light: no Keras import
-    ADJACENCIES, GATHERS, LR_SCHEDULES, NORMS, SCHEDULES)
+    ADJACENCIES, GATHERS, LR_SCHEDULES, LSTM_INITS, NORMS, SCHEDULES)
 
 if TYPE_CHECKING:
     from rstg_tf.training.config import TrainConfig
@@ -49,6 +49,9 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS, required: bool = True) -> N
     flags.DEFINE_boolean("position_maps", False, "RSTG positional model (Gaussian maps).",
                          flag_values=fv)
     flags.DEFINE_boolean("scalewise_update", False, "One update MLP per scale.", flag_values=fv)
+    flags.DEFINE_enum("lstm_init", "keras", LSTM_INITS, "Node LSTM initialisation: Keras' "
+                      "(orthogonal recurrent kernel, forget bias 1) or the reference's TF1 "
+                      "CudnnLSTM's (Glorot per gate, zero biases).", flag_values=fv)
     flags.DEFINE_integer("update_layers", 2, "Update MLP depth.", lower_bound=1, flag_values=fv)
     flags.DEFINE_enum("readout", "mean_time", ["mean_time", "last_step"], "RSTG-to-vec read-out.",
                       flag_values=fv)
@@ -115,7 +118,8 @@ def config_from_flags(f) -> "TrainConfig":
                       num_iterations=f.num_iterations, num_scales=f.num_scales,
                       gather=f.gather, adjacency=f.adjacency, norm=f.norm,
                       position_maps=f.position_maps, scalewise_update=f.scalewise_update,
-                      update_layers=f.update_layers, schedule=f.schedule, readout=f.readout)
+                      update_layers=f.update_layers, schedule=f.schedule, readout=f.readout,
+                      lstm_init=f.lstm_init)
     model = ModelConfig(name=f.model, num_classes=f.num_classes, num_frames=f.num_frames,
                         num_filters=f.num_filters, dropout=f.dropout, hidden=f.hidden,
                         feature_batch_norm=f.feature_batch_norm, rstg=rstg)

@@ -1,10 +1,11 @@
-"""NodeLSTM: one LSTM applied to every node, weights shared by all nodes (SPEC 3)."""
+"""NodeLSTM: one LSTM applied to every node, weights shared by all nodes."""
 
 from __future__ import annotations
 
 import keras
 from keras import ops
 
+from rstg_tf.config import LSTM_INITS as INITS
 from rstg_tf.layers.loops import scan
 
 
@@ -25,30 +26,49 @@ class NodeLSTM(keras.layers.Layer):
       sequence: x [T, ..., D_in] -> h [T, ..., units]
       step:     x [..., D_in], (h, c) [..., units] -> h', (h', c')
 
+    Initialisation (``init``):
+
+      keras: kernel Glorot-uniform over [D_in, 4U], recurrent kernel orthogonal, bias 0
+             but the forget gate's 1 (Keras' ``LSTM``);
+      cudnn: each gate's [D_in, U] and [U, U] block Glorot-uniform on its own, biases 0
+             (the reference's TF1 ``CudnnLSTM``).
+
     Args:
       units: state width.
+      init: "keras" or "cudnn".
+
+    Example:
+
+    >>> lstm = NodeLSTM(8, init="cudnn")
+    >>> x = keras.ops.ones((10, 2, 14, 4))                 # [T, B, N, D_in]
+    >>> zeros = keras.ops.zeros((2, 14, 8))
+    >>> h, (h_last, c_last) = lstm(x, (zeros, zeros))
+    >>> tuple(h.shape)
+    (10, 2, 14, 8)
     """
 
-    def __init__(self, units, **kwargs):
+    def __init__(self, units, init="keras", **kwargs):
         super().__init__(**kwargs)
-        self.units = int(units)
+        if init not in INITS:
+            raise ValueError(f"NodeLSTM init must be one of {list(INITS)}; got {init!r}.")
+        self.units, self.init = int(units), init
 
     def build(self, input_shape):
         d_in = input_shape[-1]
         u = self.units
-        self.kernel = self.add_weight(
-            name="kernel", shape=(d_in, 4 * u), initializer="glorot_uniform")
-        orthogonal = keras.initializers.Orthogonal()
-
-        def recurrent_init(shape, dtype=None):  # QR has no bfloat16/float16 kernel:
-            return ops.cast(orthogonal(shape, "float32"), dtype)  # draw in float32.
-
+        cudnn = self.init == "cudnn"
+        self.kernel = self.add_weight(name="kernel", shape=(d_in, 4 * u), initializer=(
+            _per_gate_glorot() if cudnn else "glorot_uniform"))
+        # (made after the kernel: an unseeded initializer takes its seed when made)
+        recurrent_init = _per_gate_glorot() if cudnn else _float32_draw(
+            keras.initializers.Orthogonal())       # QR has no bfloat16/float16 kernel
         self.recurrent_kernel = self.add_weight(
             name="recurrent_kernel", shape=(u, 4 * u), initializer=recurrent_init)
+        forget = 1.0 if self.init == "keras" else 0.0     # Keras' unit_forget_bias
 
-        def bias_init(shape, dtype=None):  # Keras' unit_forget_bias: f-gate bias 1.
-            return ops.concatenate(
-                [ops.zeros((u,), dtype), ops.ones((u,), dtype), ops.zeros((2 * u,), dtype)])
+        def bias_init(shape, dtype=None):
+            return ops.concatenate([ops.zeros((u,), dtype), ops.full((u,), forget, dtype),
+                                    ops.zeros((2 * u,), dtype)])
 
         self.bias = self.add_weight(name="bias", shape=(4 * u,), initializer=bias_init)
 
@@ -87,4 +107,22 @@ class NodeLSTM(keras.layers.Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units}
+        return {**super().get_config(), "units": self.units, "init": self.init}
+
+
+
+def _float32_draw(initializer):
+    """``initializer`` drawn in float32 and cast (for dtypes it has no kernel for)."""
+    def draw(shape, dtype=None):
+        return ops.cast(initializer(shape, "float32"), dtype)
+    return draw
+
+
+def _per_gate_glorot():
+    """Glorot-uniform for a [rows, 4U] kernel, one [rows, U] block per gate (its fan-in
+    and fan-out are the block's): what cuDNN's LSTM draws for its per-gate matrices."""
+    def draw(shape, dtype=None):
+        rows, cols = shape
+        glorot = keras.initializers.GlorotUniform()
+        return ops.concatenate([glorot((rows, cols // 4), dtype) for _ in range(4)], axis=-1)
+    return draw

@@ -66,9 +66,9 @@ class RSTG(keras.layers.Layer):
         self.input_norm = make_norm(c.norm, "input_norm")
         self.space = SpaceStage(c, name="space") if (self.has_space or self.homogeneous) else None
         lstm = not self.homogeneous
-        self.time_intern = NodeLSTM(c.node_dim, name="time_intern") if (
+        self.time_intern = NodeLSTM(c.node_dim, init=c.lstm_init, name="time_intern") if (
             lstm and self.time_inside) else None
-        self.time_final = NodeLSTM(c.node_dim, name="time_final") if (
+        self.time_final = NodeLSTM(c.node_dim, init=c.lstm_init, name="time_final") if (
             lstm and self.final == "time") else None
 
     # -- build ---------------------------------------------------------------------------
