@@ -86,10 +86,8 @@ class TrainConfig:
             raise ValueError(f"strategy must be one of {STRATEGIES}; got {self.strategy!r}.")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {self.optimizer!r}.")
-        if self.batch_size < 1 or self.epochs < 1 or self.learning_rate <= 0 \
-                or self.steps_per_execution < 1:
-            raise ValueError("batch_size, epochs, steps_per_execution and learning_rate must "
-                             "be positive.")
+        if self.batch_size < 1 or self.epochs < 1 or self.steps_per_execution < 1:
+            raise ValueError("batch_size, epochs and steps_per_execution must be positive.")
         if self.steps_per_epoch and self.steps_per_epoch % self.steps_per_execution:
             raise ValueError(f"steps_per_epoch ({self.steps_per_epoch}) must be a multiple of "
                              f"steps_per_execution ({self.steps_per_execution}).")
