@@ -173,3 +173,27 @@ def preset(name: str, **changes: Any) -> RSTGConfig:
     if name not in PRESETS:
         raise ValueError(f"unknown RSTG preset {name!r}; known: {sorted(PRESETS)}.")
     return PRESETS[name].replace(**changes)
+
+
+class WithRSTGConfig:
+    """``to_dict`` / ``from_dict`` / ``replace`` of a frozen model-config dataclass that holds
+    an ``RSTGConfig`` as ``rstg`` (tuples are written as JSON lists)."""
+
+    def to_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        values["rstg"] = self.rstg.to_dict()
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        values = dict(values)
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}.")
+        if isinstance(values.get("rstg"), dict):
+            values["rstg"] = RSTGConfig.from_dict(values["rstg"])
+        return cls(**values)
+
+    def replace(self, **changes: Any):
+        return dataclasses.replace(self, **changes)
+

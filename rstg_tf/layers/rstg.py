@@ -232,7 +232,7 @@ class RSTG(keras.layers.Layer):
         """nodes [..., N, C] -> residual maps [..., H, W, C]."""
         unpool = ops.convert_to_tensor(self.unpooling, dtype=nodes.dtype)
         maps = ops.einsum("kn,...nc->...kc", unpool, nodes)
-        maps = ops.reshape(maps, tuple(ops.shape(nodes)[:-2]) + self.map_size + (-1,))
+        maps = ops.reshape(maps, tuple(ops.shape(nodes)[:-2]) + self.map_size + (self.out_dim,))
         return features + ops.cast(apply_norm(self.map_norm, maps, training), features.dtype)
 
     # -- online mode ---------------------------------------------------------------------

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import Any, Callable, Dict, Iterator, Tuple
+from typing import Callable, Dict, Iterator, Tuple
 
 import keras
 
 from rstg_tf.backbones.simple_c2d import SimpleC2D
-from rstg_tf.config import WEIGHT_DTYPES, RSTGConfig
+from rstg_tf.config import WEIGHT_DTYPES, RSTGConfig, WithRSTGConfig
 from rstg_tf.layers.rstg import RSTG
 from rstg_tf.models.heads import ConvLSTM, MeanLSTM, SmallI3D
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(WithRSTGConfig):
     """What to build.
 
     Attributes:
@@ -57,25 +57,6 @@ class ModelConfig:
         object.__setattr__(self, "frame_size", tuple(self.frame_size))
         if tuple(self.rstg.frame_size) != self.frame_size:
             object.__setattr__(self, "rstg", self.rstg.replace(frame_size=self.frame_size))
-
-    def to_dict(self) -> Dict[str, Any]:
-        values = dataclasses.asdict(self)
-        values["rstg"] = self.rstg.to_dict()
-        values["frame_size"] = list(self.frame_size)
-        return values
-
-    @classmethod
-    def from_dict(cls, values: Dict[str, Any]) -> "ModelConfig":
-        values = dict(values)
-        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown ModelConfig fields {sorted(unknown)}.")
-        if isinstance(values.get("rstg"), dict):
-            values["rstg"] = RSTGConfig.from_dict(values["rstg"])
-        return cls(**values)
-
-    def replace(self, **changes) -> "ModelConfig":
-        return dataclasses.replace(self, **changes)
 
 
 MODELS: Dict[str, Callable[[ModelConfig], keras.layers.Layer]] = {}
