@@ -180,3 +180,19 @@ def test_graph_starts_as_identity():
         weights[w.path].assign(w.numpy())
     x = np.random.default_rng(4).normal(size=(1, 4, 64, 64, 3)).astype("float32")
     np.testing.assert_allclose(graph(x), plain(x), rtol=1e-5, atol=1e-6)
+
+
+def test_speed_benchmark_runs_under_jax_without_tensorflow(tmp_path):
+    """The device command's benchmark (the GPU machine has JAX and no TensorFlow)."""
+    import json
+
+    from tests.helpers import run_python, without_tensorflow
+    result = run_python([*without_tensorflow("benchmarks.smth_speed"), "--smoke",
+                         f"--output_dir={tmp_path}", "--batch_sizes=2", "--steps=1",
+                         "--warmup=1"], KERAS_BACKEND="jax")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "smth_speed.json").read_text())
+    assert report["backend"] == "jax" and report["measured"]["batch"] == 2
+    assert report["measured"]["clips_per_s"] > 0
+    assert report["measured"]["params"]["graph"] > 0
+    assert "clips/s" in (tmp_path / "smth_speed.md").read_text()

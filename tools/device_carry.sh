@@ -27,3 +27,10 @@ row's per-epoch val top-1, val sync pair and learning rate) and results.tgz (tab
 table.png and each row's config.json, result.json and log.csv):
 python3 -m pip install -q --no-index --no-deps --target /tmp/site .device/whl/*.whl && export PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=jax PYTHONUNBUFFERED=1 && (nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; python3 -c 'import jax, keras; print("jax", jax.__version__, "keras", keras.__version__, jax.devices())'; timeout -s INT 560 python3 -m train.table --in_memory --budget=device --digits=3 --mnist=.device/mnist.npz --workers=16 --rows=rstg_all_temp,rstg_time_only,rstg_space_only --time_budget_minutes=8.6 --work_dir=/tmp/t) 2>&1 | tr '\r' '\n' | sed 's/\x1b\[[0-9;]*m//g' | grep --line-buffered -v '^ *[0-9]*/[0-9]* ' > $OUT/log.txt; tar czf $OUT/results.tgz -C /tmp/t --exclude='*.keras' --exclude='*.h5' . ; tail -c 6000 $OUT/log.txt
 CMD
+cat <<'CMD'
+
+Something-Something training speed (issue #34; carry [".device"], timeout_s 240): I3D
+ResNet-50 + RSTG res3-res4, 32 x 224 x 224, mixed bfloat16, synthetic clips; the largest
+batch of 32, 24, 16, 8, 4 that fits is timed. Writes $OUT/smth_speed.{json,md}:
+python3 -m pip install -q --no-index --no-deps --target /tmp/site .device/whl/*.whl && export PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=jax PYTHONUNBUFFERED=1 && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader && timeout -s INT 200 python3 -m benchmarks.smth_speed --output_dir=$OUT --steps=10 2>&1 | tail -40
+CMD
