@@ -22,6 +22,11 @@ CLIP_MODES = ("layerwise", "framewise")
 # How the node LSTMs start (rstg_tf.layers.node_lstm): Keras' LSTM defaults, or what the
 # reference's TF1 CudnnLSTM used.
 LSTM_INITS = ("keras", "cudnn")
+# What a layer norm (norm="layer") normalises together: each node's (message's) features on
+# their own, or, as the reference's tf.contrib layer_norm does, all of a tensor's axes but
+# the batch: the clip's nodes at the input, a frame's N nodes or N x N messages, the clip's
+# map at the RSTG-to-map output.
+LAYER_NORM_SCOPES = ("node", "graph")
 # Dtypes a trained model's weights may be stored and run in for inference / serving.
 WEIGHT_DTYPES = ("float32", "bfloat16", "float16")
 
@@ -67,6 +72,11 @@ class RSTGConfig:
         kernel over all four gates, orthogonal recurrent kernel, forget-gate bias 1) or
         "cudnn" (the reference's TF1 CudnnLSTM: Glorot per gate for both kernels, zero
         biases).
+      layer_norm_scope: with norm="layer": "node" (each node's features normalised on their
+        own; the online mode needs it) or "graph" (the reference's: the clip's nodes at the
+        input, a frame's whole graph after the messages, gather and update, the clip's map
+        after RSTG-to-map; epsilon 1e-12). "graph" has no online mode: its input norm
+        reads the whole clip.
     """
 
     frame_size: Tuple[int, int] = (64, 64)
@@ -90,6 +100,7 @@ class RSTGConfig:
     leaky_relu_slope: float = 0.2
     map_norm: str = "layer"
     lstm_init: str = "keras"
+    layer_norm_scope: str = "node"
 
     def __post_init__(self):
         object.__setattr__(self, "frame_size", tuple(int(s) for s in self.frame_size))
@@ -106,6 +117,7 @@ class RSTGConfig:
             "clip_mode": CLIP_MODES,
             "map_norm": ("layer", "batch"),
             "lstm_init": LSTM_INITS,
+            "layer_norm_scope": LAYER_NORM_SCOPES,
         }
         for field, allowed in choices.items():
             value = getattr(self, field)
@@ -137,6 +149,13 @@ class RSTGConfig:
     def has_time_recurrence(self) -> bool:
         return self.schedule in RECURRENT_SCHEDULES
 
+    def norm_axes(self, rank: int, leading: int = 1):
+        """Axes a "graph"-scope layer norm normalises for a tensor of ``rank`` whose first
+        ``leading`` axes index separate examples; None for the per-node norm."""
+        if self.layer_norm_scope != "graph":
+            return None
+        return tuple(range(leading - rank, 0))
+
     def replace(self, **changes: Any) -> "RSTGConfig":
         return dataclasses.replace(self, **changes)
 
@@ -163,7 +182,7 @@ PRESETS = {
     # no position maps, 224x224 frames; used as RSTG-to-map inside I3D.
     "ssv1": RSTGConfig(
         frame_size=(224, 224), gather="dot", norm="layer", scalewise_update=True,
-        input_batch_norm=False, readout="map",
+        input_batch_norm=False, readout="map", layer_norm_scope="graph",
     ),
 }
 

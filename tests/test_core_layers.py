@@ -317,3 +317,48 @@ def test_rstg_with_cudnn_lstm_init_round_trips_through_a_keras_file(tmp_path):
     loaded = keras.models.load_model(path)
     assert loaded.layers[1].config.lstm_init == "cudnn"
     np.testing.assert_allclose(numpy(loaded(x)), numpy(model(x)), rtol=1e-5, atol=1e-6)
+
+
+def test_graph_layer_norm_is_the_reference_layer_norm():
+    """tf.contrib.layers.layer_norm's defaults: every non-batch axis, per-channel params."""
+    from rstg_tf.layers.norm import GraphLayerNorm
+
+    x = np.random.default_rng(0).normal(2.0, 3.0, size=(2, 5, 4, 6)).astype("float32")
+    norm = GraphLayerNorm(axes=(-3, -2, -1))
+    norm.build(x.shape)
+    gamma = np.linspace(0.5, 1.5, 6).astype("float32")
+    beta = np.linspace(-1, 1, 6).astype("float32")
+    norm.set_weights([gamma, beta])
+    mean = x.mean(axis=(1, 2, 3), keepdims=True)
+    var = x.var(axis=(1, 2, 3), keepdims=True)
+    expected = (x - mean) / np.sqrt(var + 1e-12) * gamma + beta
+    np.testing.assert_allclose(numpy(norm(x)), expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="must be distinct and include the channels"):
+        GraphLayerNorm(axes=(-2,))(x)
+
+
+def test_graph_scope_norms_span_the_graph_and_have_no_online_mode(tmp_path):
+    from rstg_tf.layers.norm import GraphLayerNorm
+
+    config = tiny_config(norm="layer", layer_norm_scope="graph", readout="map",
+                         project_out=True)
+    block = RSTG(config)
+    x = features()
+    y = block(x)
+    assert tuple(y.shape) == x.shape
+    assert block.input_norm.axes == (-4, -2, -1)                 # [T, B, N, D]: the clip
+    assert block.space.message_norm.axes == (-3, -2, -1)         # a frame's N x N messages
+    assert block.space.update_norm.axes == (-2, -1)              # a frame's N nodes
+    assert block.map_norm.axes == (-4, -3, -2, -1)               # the clip's map
+    assert isinstance(block.space.update_norm, GraphLayerNorm)
+    # The clip-wide input norm: a frame's nodes depend on the other frames.
+    changed = x.copy()
+    changed[:, -1] += 5.0
+    assert not np.allclose(numpy(block.encode(x))[0], numpy(block.encode(changed))[0])
+    with pytest.raises(ValueError, match="no online mode"):
+        block.step(x[:, 0], block.initial_state(B))
+    path = tmp_path / "graph_norm.keras"
+    model = keras.Sequential([keras.Input(x.shape[1:]), block])
+    model.save(path)
+    np.testing.assert_allclose(numpy(keras.saving.load_model(path)(x)), numpy(model(x)),
+                               rtol=1e-5, atol=1e-5)

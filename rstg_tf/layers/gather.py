@@ -48,7 +48,7 @@ class Gather(keras.layers.Layer):
     """
 
     def __init__(self, kind="simple", adjacency_mode="soft", norm="none",
-                 attention_dim=512, leaky_relu_slope=0.2, **kwargs):
+                 attention_dim=512, leaky_relu_slope=0.2, norm_axes=None, **kwargs):
         super().__init__(**kwargs)
         if kind not in ("sum", "simple", "dot"):
             raise ValueError(f"gather must be one of ['sum', 'simple', 'dot']; got {kind!r}.")
@@ -60,7 +60,9 @@ class Gather(keras.layers.Layer):
         self.norm = norm
         self.attention_dim = int(attention_dim)
         self.leaky_relu_slope = float(leaky_relu_slope)
-        self.norm_layer = make_norm(norm, "gather_norm") if kind != "dot" else None
+        self.norm_axes = None if norm_axes is None else tuple(norm_axes)
+        self.norm_layer = make_norm(norm, "gather_norm", axes=self.norm_axes) \
+            if kind != "dot" else None
 
     def build(self, nodes_shape, messages_shape):
         dm = messages_shape[-1]
@@ -112,4 +114,5 @@ class Gather(keras.layers.Layer):
             "norm": self.norm,
             "attention_dim": self.attention_dim,
             "leaky_relu_slope": self.leaky_relu_slope,
+            "norm_axes": None if self.norm_axes is None else list(self.norm_axes),
         }

@@ -63,7 +63,9 @@ class RSTG(keras.layers.Layer):
         self.homogeneous = c.schedule == "homogeneous"
         self.input_bn = (keras.layers.BatchNormalization(name="input_bn")
                          if c.input_batch_norm else None)
-        self.input_norm = make_norm(c.norm, "input_norm")
+        # Time-major nodes [T, B, N, D]: the "graph" scope normalises a clip's nodes together.
+        self.input_norm = make_norm(c.norm, "input_norm", axes=(
+            (-4, -2, -1) if c.layer_norm_scope == "graph" else None))
         self.space = SpaceStage(c, name="space") if (self.has_space or self.homogeneous) else None
         lstm = not self.homogeneous
         self.time_intern = NodeLSTM(c.node_dim, init=c.lstm_init, name="time_intern") if (
@@ -117,7 +119,8 @@ class RSTG(keras.layers.Layer):
         self.map_norm = None
         if c.readout == "map":
             self.unpooling = self.graph.unpooling_matrix(h, w).astype("float32")
-            self.map_norm = make_norm(c.map_norm, "map_norm", gamma_initializer="zeros")
+            self.map_norm = make_norm(c.map_norm, "map_norm", gamma_initializer="zeros",
+                                      axes=c.norm_axes(5))
             self.map_norm.build((None, None, h, w, ch))
         self.input_spec = keras.InputSpec(ndim=5, axes={2: h, 3: w, 4: ch})
 
@@ -266,6 +269,12 @@ class RSTG(keras.layers.Layer):
             raise ValueError(f"schedule {self.config.schedule!r} has no time recurrence, "
                              "so it has no online mode; use one of "
                              "['all_temp', 'one_temp', 'time_only', 'homogeneous'].")
+        c = self.config
+        if c.layer_norm_scope == "graph" and (
+                c.norm == "layer" or (c.readout == "map" and c.map_norm == "layer")):
+            raise ValueError("layer_norm_scope='graph' normalises over the whole clip (the "
+                             "input nodes, the output map), so it has no online mode; use "
+                             "'node'.")
         if not self.built:
             self.build((None, None) + tuple(frame.shape[1:]))
         if len(frame.shape) != 4 or tuple(frame.shape[1:]) != self.map_size + (self.in_channels,):

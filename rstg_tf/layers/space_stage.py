@@ -40,16 +40,17 @@ class SpaceStage(keras.layers.Layer):
         c = self.config
         self.graph = build_graph(c.frame_size, c.num_scales, c.position_map_size)
         self.send2 = keras.layers.Dense(c.message_dim, activation="relu", name="send2")
-        self.message_norm = make_norm(c.norm, "message_norm")
+        # Messages [M, N, N, Dm]; gathered and updated nodes [M, N, D].
+        self.message_norm = make_norm(c.norm, "message_norm", axes=c.norm_axes(4))
         self.gather = Gather(c.gather, c.adjacency, c.norm, c.node_dim,
-                             c.leaky_relu_slope, name="gather")
+                             c.leaky_relu_slope, norm_axes=c.norm_axes(3), name="gather")
         groups = len(self.graph.grids) if c.scalewise_update else 1
         self.update_mlps = [
             [keras.layers.Dense(c.node_dim, activation="relu", name=f"update{g}_{i}")
              for i in range(c.update_layers)]
             for g in range(groups)
         ]
-        self.update_norm = make_norm(c.norm, "update_norm")
+        self.update_norm = make_norm(c.norm, "update_norm", axes=c.norm_axes(3))
 
     def build(self, input_shape):
         c = self.config

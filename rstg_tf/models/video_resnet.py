@@ -27,6 +27,7 @@ from rstg_tf.backbones.resnet3d import (BACKBONES, Bottleneck3D, ResNetStem, fea
                                         stage_blocks, stem_temporal_kernel)
 from rstg_tf.config import PRESETS, RSTGConfig, WithRSTGConfig
 from rstg_tf.layers.non_local import NonLocalBlock
+from rstg_tf.layers.norm import make_norm
 from rstg_tf.layers.rstg import RSTG
 
 MAP_STAGES = ("res2", "res3", "res4")
@@ -110,11 +111,9 @@ class VideoModelConfig(WithRSTGConfig):
             object.__setattr__(self, "rstg", self.rstg.replace(frame_size=self.frame_size))
 
 
-def _residual_norm(kind: str, name: str):
-    """The reference's ``residual_norm``: its output starts at zero."""
-    if kind == "batch":
-        return keras.layers.BatchNormalization(gamma_initializer="zeros", name=name)
-    return keras.layers.LayerNormalization(gamma_initializer="zeros", name=name)
+def _residual_norm(kind: str, rstg: RSTGConfig, name: str):
+    """The reference's ``residual_norm`` of the graph vector: its output starts at zero."""
+    return make_norm(kind, name, gamma_initializer="zeros", axes=rstg.norm_axes(2))
 
 
 def _stage(x, config: VideoModelConfig, stage: str, blocks):
@@ -156,7 +155,7 @@ def build_video_model(config: VideoModelConfig,
     else:
         vector = RSTG(config.rstg.replace(readout="mean_time", project_out=True),
                       name="rstg_final")(x)
-        vector = _residual_norm(config.final_norm, "rstg_final_norm")(vector)
+        vector = _residual_norm(config.final_norm, config.rstg, "rstg_final_norm")(vector)
         vector = keras.layers.Reshape((1, 1, 1, -1), name="rstg_final_vector")(vector)
         pooled = vector if config.combination == "serial" else keras.layers.Add(
             name="rstg_final_plus")([pool5(x), vector])
