@@ -19,12 +19,7 @@ def main(argv):
     from rstg_tf.training.trainer import train
 
     config = train_flags.config_from_flags(flags.FLAGS)
-    history = train(config)
-    final = {k: round(v[-1], 4) for k, v in history.history.items() if v}
-    print(f"done: {final}  (model_dir: {config.model_dir})")
-    if history.epoch and history.epoch[-1] + 1 < config.epochs:
-        print(f"stopped after epoch {history.epoch[-1] + 1} of {config.epochs}; run the same "
-              "command again to continue from there.")
+    cli.report_fit(train(config), config)
 
 
 if __name__ == "__main__":

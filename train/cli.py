@@ -51,3 +51,13 @@ def run(main) -> None:
             fail(str(e))
 
     app.run(guarded, flags_parser=_parse_flags)
+
+
+def report_fit(history, config) -> None:
+    """Prints a training program's last line: the final logs, and how to go on if the run
+    stopped early (time limit)."""
+    final = {k: round(v[-1], 4) for k, v in history.history.items() if v}
+    print(f"done: {final}  (model_dir: {config.model_dir})")
+    if history.epoch and history.epoch[-1] + 1 < config.epochs:
+        print(f"stopped after epoch {history.epoch[-1] + 1} of {config.epochs}; run the same "
+              "command again to continue from there.")

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 from absl import flags
 
 from rstg_tf.config import (  # light: no Keras import
-    ADJACENCIES, GATHERS, LR_SCHEDULES, LSTM_INITS, NORMS, SCHEDULES)
+    ADJACENCIES, GATHERS, LAYER_NORM_SCOPES, LR_SCHEDULES, LSTM_INITS, NORMS, SCHEDULES)
 
 if TYPE_CHECKING:
     from rstg_tf.training.config import TrainConfig
@@ -35,7 +35,55 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS, required: bool = True) -> N
                       flag_values=fv)
     flags.DEFINE_float("dropout", 0.0, "Classifier dropout.", lower_bound=0.0, upper_bound=0.99,
                        flag_values=fv)
-    # RSTG block.
+    flags.DEFINE_enum("readout", "mean_time", ["mean_time", "last_step"], "RSTG-to-vec read-out.",
+                      flag_values=fv)
+    define_rstg_flags(fv)
+    define_training_flags(fv)
+    if required:
+        flags.mark_flags_as_required(["data_dir", "model_dir"], flag_values=fv)
+
+
+def rstg_from_flags(f, **fields):
+    """The RSTGConfig of the RSTG flags (plus ``fields``)."""
+    from rstg_tf.config import RSTGConfig
+
+    return RSTGConfig(node_dim=f.node_dim, message_dim=f.message_dim,
+                      num_iterations=f.num_iterations, num_scales=f.num_scales,
+                      gather=f.gather, adjacency=f.adjacency, norm=f.norm,
+                      position_maps=f.position_maps, scalewise_update=f.scalewise_update,
+                      update_layers=f.update_layers, schedule=f.schedule,
+                      lstm_init=f.lstm_init, layer_norm_scope=f.layer_norm_scope, **fields)
+
+
+def training_fields(f) -> dict:
+    """TrainConfig's fields of the training flags (all but the model)."""
+    return dict(
+        data_dir=f.data_dir, model_dir=f.model_dir, batch_size=f.batch_size,
+        epochs=f.epochs, steps_per_epoch=f.steps_per_epoch, val_videos=f.val_videos,
+        optimizer=f.optimizer, learning_rate=f.learning_rate, momentum=f.momentum,
+        plateau_patience=f.plateau_patience, lr_schedule=f.lr_schedule,
+        warmup_steps=f.warmup_steps, min_lr=f.min_lr, cosine_fraction=f.cosine_fraction,
+        plateau_patience_steps=f.plateau_patience_steps, backbone_weights=f.backbone_weights,
+        freeze_backbone=f.freeze_backbone, mixed_precision=f.mixed_precision,
+        jit_compile=f.jit_compile, steps_per_execution=f.steps_per_execution,
+        strategy=f.strategy, on_corrupt=f.on_corrupt,
+        seed=f.seed, verbose=f.verbose, max_train_minutes=f.max_train_minutes)
+
+
+def config_from_flags(f) -> "TrainConfig":
+    from rstg_tf.models import ModelConfig
+    from rstg_tf.training.config import TrainConfig
+
+    model = ModelConfig(name=f.model, num_classes=f.num_classes, num_frames=f.num_frames,
+                        num_filters=f.num_filters, dropout=f.dropout, hidden=f.hidden,
+                        feature_batch_norm=f.feature_batch_norm,
+                        rstg=rstg_from_flags(f, readout=f.readout))
+    return TrainConfig(model=model, **training_fields(f))
+
+
+def define_rstg_flags(fv: flags.FlagValues = flags.FLAGS, **defaults) -> None:
+    """The RSTG block's flags; ``defaults`` overrides gather, norm, layer_norm_scope and
+    scalewise_update (Something-Something's reference config differs from SyncMNIST's)."""
     flags.DEFINE_enum("schedule", "all_temp", SCHEDULES, "RSTG schedule (Table 1 rows).",
                       flag_values=fv)
     flags.DEFINE_integer("node_dim", 512, "RSTG node width.", lower_bound=1, flag_values=fv)
@@ -43,19 +91,27 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS, required: bool = True) -> N
     flags.DEFINE_integer("num_iterations", 3, "RSTG space-time iterations K.", lower_bound=1,
                          flag_values=fv)
     flags.DEFINE_integer("num_scales", 3, "RSTG grid scales.", lower_bound=1, flag_values=fv)
-    flags.DEFINE_enum("gather", "simple", GATHERS, "RSTG gather.", flag_values=fv)
+    flags.DEFINE_enum("gather", defaults.get("gather", "simple"), GATHERS, "RSTG gather.",
+                      flag_values=fv)
     flags.DEFINE_enum("adjacency", "soft", ADJACENCIES, "RSTG adjacency use.", flag_values=fv)
-    flags.DEFINE_enum("norm", "none", NORMS, "RSTG normalisation.", flag_values=fv)
+    flags.DEFINE_enum("norm", defaults.get("norm", "none"), NORMS, "RSTG normalisation.",
+                      flag_values=fv)
+    flags.DEFINE_enum("layer_norm_scope", defaults.get("layer_norm_scope", "node"),
+                      LAYER_NORM_SCOPES, "With --norm=layer: normalise each node on its own "
+                      "(online mode possible) or, as the reference, a frame's whole graph and "
+                      "the clip's input nodes and output map.", flag_values=fv)
     flags.DEFINE_boolean("position_maps", False, "RSTG positional model (Gaussian maps).",
                          flag_values=fv)
-    flags.DEFINE_boolean("scalewise_update", False, "One update MLP per scale.", flag_values=fv)
+    flags.DEFINE_boolean("scalewise_update", defaults.get("scalewise_update", False),
+                         "One update MLP per scale.", flag_values=fv)
     flags.DEFINE_enum("lstm_init", "keras", LSTM_INITS, "Node LSTM initialisation: Keras' "
                       "(orthogonal recurrent kernel, forget bias 1) or the reference's TF1 "
                       "CudnnLSTM's (Glorot per gate, zero biases).", flag_values=fv)
     flags.DEFINE_integer("update_layers", 2, "Update MLP depth.", lower_bound=1, flag_values=fv)
-    flags.DEFINE_enum("readout", "mean_time", ["mean_time", "last_step"], "RSTG-to-vec read-out.",
-                      flag_values=fv)
-    # Training.
+
+
+def define_training_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    """How a run trains: batch, epochs, optimizer, schedule, precision, distribution."""
     flags.DEFINE_integer("batch_size", 8, "Clips per replica and step.", lower_bound=1,
                          flag_values=fv)
     flags.DEFINE_integer("epochs", 10, "Epochs.", lower_bound=1, flag_values=fv)
@@ -105,32 +161,3 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS, required: bool = True) -> N
     flags.DEFINE_float("max_train_minutes", None, "Stop training after about this many minutes "
                        "(the epoch that would pass it is not begun; a run past it stops "
                        "after its current batch). Run again to continue.", flag_values=fv)
-    if required:
-        flags.mark_flags_as_required(["data_dir", "model_dir"], flag_values=fv)
-
-
-def config_from_flags(f) -> "TrainConfig":
-    from rstg_tf.config import RSTGConfig
-    from rstg_tf.models import ModelConfig
-    from rstg_tf.training.config import TrainConfig
-
-    rstg = RSTGConfig(node_dim=f.node_dim, message_dim=f.message_dim,
-                      num_iterations=f.num_iterations, num_scales=f.num_scales,
-                      gather=f.gather, adjacency=f.adjacency, norm=f.norm,
-                      position_maps=f.position_maps, scalewise_update=f.scalewise_update,
-                      update_layers=f.update_layers, schedule=f.schedule, readout=f.readout,
-                      lstm_init=f.lstm_init)
-    model = ModelConfig(name=f.model, num_classes=f.num_classes, num_frames=f.num_frames,
-                        num_filters=f.num_filters, dropout=f.dropout, hidden=f.hidden,
-                        feature_batch_norm=f.feature_batch_norm, rstg=rstg)
-    return TrainConfig(
-        data_dir=f.data_dir, model_dir=f.model_dir, model=model, batch_size=f.batch_size,
-        epochs=f.epochs, steps_per_epoch=f.steps_per_epoch, val_videos=f.val_videos,
-        optimizer=f.optimizer, learning_rate=f.learning_rate, momentum=f.momentum,
-        plateau_patience=f.plateau_patience, lr_schedule=f.lr_schedule,
-        warmup_steps=f.warmup_steps, min_lr=f.min_lr, cosine_fraction=f.cosine_fraction,
-        plateau_patience_steps=f.plateau_patience_steps, backbone_weights=f.backbone_weights,
-        freeze_backbone=f.freeze_backbone, mixed_precision=f.mixed_precision,
-        jit_compile=f.jit_compile, steps_per_execution=f.steps_per_execution,
-        strategy=f.strategy, on_corrupt=f.on_corrupt,
-        seed=f.seed, verbose=f.verbose, max_train_minutes=f.max_train_minutes)

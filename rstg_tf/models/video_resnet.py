@@ -104,9 +104,12 @@ class VideoModelConfig(WithRSTGConfig):
                              f"{self.num_frames}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1); got {self.dropout}.")
-        if min(feature_size(s, "res5") for s in self.frame_size) < self.rstg.num_scales:
-            raise ValueError(f"frames of {self.frame_size} give a res5 map smaller than the "
-                             f"graph's {self.rstg.num_scales}x{self.rstg.num_scales} grid.")
+        places = self.rstg_stages + (("res5",) if self.rstg_final else ())
+        for stage in places:
+            if min(feature_size(s, stage) for s in self.frame_size) < self.rstg.num_scales:
+                raise ValueError(f"frames of {self.frame_size} give a {stage} map smaller "
+                                 f"than the graph's {self.rstg.num_scales}x"
+                                 f"{self.rstg.num_scales} grid.")
         if tuple(self.rstg.frame_size) != self.frame_size:
             object.__setattr__(self, "rstg", self.rstg.replace(frame_size=self.frame_size))
 

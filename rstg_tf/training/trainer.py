@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from typing import Callable, Tuple
 
 import keras
 import tensorflow as tf
@@ -63,7 +64,7 @@ def make_callbacks(config: TrainConfig, steps_per_epoch: int) -> list:
             keras.callbacks.TensorBoard(os.path.join(work_dir, "tensorboard"))]
 
 
-def _multi_worker_workarounds(model: keras.Model, config: TrainConfig) -> None:
+def multi_worker_workarounds(model: keras.Model, config: TrainConfig) -> None:
     """Two Keras 3 bugs with MultiWorkerMirroredStrategy (keras-team/keras#20585):
 
     * fit learns the input shapes by reducing the first distributed batch across workers,
@@ -74,9 +75,9 @@ def _multi_worker_workarounds(model: keras.Model, config: TrainConfig) -> None:
     """
     from keras.src.backend.tensorflow import trainer as keras_tf_trainer
 
-    m = config.model
-    example = (tf.zeros((config.batch_size, m.num_frames, *m.frame_size, m.channels),
-                        tf.uint8), tf.zeros((config.batch_size,), tf.int64))
+    clips = model.inputs[0]
+    example = (tf.zeros((config.batch_size, *clips.shape[1:]), clips.dtype),
+               tf.zeros((config.batch_size,), tf.int64))
     model._maybe_symbolic_build = (  # pylint: disable=protected-access
         lambda iterator=None, data_batch=None: model._symbolic_build(data_batch=example))
     original = keras_tf_trainer.reduce_per_replica
@@ -106,6 +107,33 @@ def train(config: TrainConfig) -> keras.callbacks.History:
                          f"with python -m train.make_syncmnist --split={config.val_split} "
                          f"--output_dir={config.data_dir} --num_videos=5000 (and the "
                          f"generator settings of its train split).") from None
+
+    def datasets(global_batch, val_videos):
+        val_steps = max(math.ceil(val_videos / global_batch), 1)
+        train_data = syncmnist_records.dataset(config.data_dir, "train", global_batch,
+                                               training=True, repeat=True, seed=config.seed,
+                                               on_corrupt=config.on_corrupt)
+        val_data = syncmnist_records.dataset(config.data_dir, config.val_split, global_batch,
+                                             training=False, on_corrupt=config.on_corrupt)
+        return train_data, val_data.take(val_steps)
+
+    def build():
+        model = build_model(config.model)
+        if config.backbone_weights:
+            load_backbone_weights(model, config.backbone_weights, config.model,
+                                  trainable=not config.freeze_backbone)
+        return model
+
+    return fit_run(config, num_train, num_val, datasets, build)
+
+
+def fit_run(config: TrainConfig, num_train: int, num_val: int,
+            datasets: Callable[[int, int], Tuple[tf.data.Dataset, tf.data.Dataset]],
+            build: Callable[[], keras.Model]) -> keras.callbacks.History:
+    """What every trainer shares: checks a resumption, writes config.json (chief), sets the
+    precision and seed, builds (``build()``) and compiles the model under the strategy, and
+    fits it on ``datasets(global_batch, val_videos) -> (train, val)`` with the common
+    callbacks. Returns the Keras history of this process."""
     check_resume(config)
     os.makedirs(config.model_dir, exist_ok=True)
     if is_chief():
@@ -116,25 +144,13 @@ def train(config: TrainConfig) -> keras.callbacks.History:
     strategy = make_strategy(config.strategy)
     global_batch = config.batch_size * strategy.num_replicas_in_sync
     steps = steps_per_epoch(config, num_train, global_batch)
-    val_videos = min(config.val_videos or num_val, num_val)
-    val_steps = max(math.ceil(val_videos / global_batch), 1)
-
-    train_data = syncmnist_records.dataset(config.data_dir, "train", global_batch,
-                                           training=True, repeat=True, seed=config.seed,
-                                           on_corrupt=config.on_corrupt)
-    val_data = syncmnist_records.dataset(config.data_dir, config.val_split, global_batch,
-                                         training=False,
-                                         on_corrupt=config.on_corrupt).take(val_steps)
+    train_data, val_data = datasets(global_batch, min(config.val_videos or num_val, num_val))
     with strategy.scope():
-        model = build_model(config.model)
-        if config.backbone_weights:
-            load_backbone_weights(model, config.backbone_weights, config.model,
-                                  trainable=not config.freeze_backbone)
+        model = build()
         compile_model(model, config)
         if config.strategy == "multi_worker":
-            _multi_worker_workarounds(model, config)
+            multi_worker_workarounds(model, config)
         # fit inside the scope: Keras 3 runs its steps on the scope's strategy
         return model.fit(train_data, epochs=config.epochs, steps_per_epoch=steps,
-                         validation_data=val_data, validation_steps=val_steps,
-                         shuffle=False, callbacks=make_callbacks(config, steps),
-                         verbose=config.verbose)
+                         validation_data=val_data, shuffle=False,
+                         callbacks=make_callbacks(config, steps), verbose=config.verbose)

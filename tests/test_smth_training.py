@@ -1,0 +1,60 @@
+"""Something-Something end to end at smoke size: convert a tiny SSv1 layout (with a holdout),
+train a reduced I3D + RSTG res3 + RSTG-to-vec one step, evaluate with centre and dense clips."""
+
+import json
+
+from tests.helpers import run_python
+from tests.smth_fixtures import GOOD, make_layout
+
+TINY = ["--backbone=i3d", "--width=4", "--num_classes=4", "--num_frames=4", "--crop_size=48",
+        "--short_side=52", "--dense_crops=3", "--rstg_stages=res3", "--rstg_final",
+        "--node_dim=8", "--message_dim=8", "--num_iterations=1", "--batch_size=2",
+        "--epochs=1", "--steps_per_epoch=1", "--verbose=0"]
+
+
+def test_convert_train_and_dense_evaluation(tmp_path):
+    layout = make_layout(tmp_path / "ssv1")
+    data = tmp_path / "data"
+    for split, extra in (("train", ["--holdout_videos=2"]), ("validation", [])):
+        result = run_python(["-m", "train.convert_smth", f"--frames_dir={layout['frames_dir']}",
+                             f"--labels_csv={layout['labels_csv']}",
+                             f"--split_csv={layout['split_csv']}", f"--split={split}",
+                             f"--output_dir={data}", "--num_shards=2", "--quiet", *extra])
+        assert result.returncode == 0, result.stderr[-2000:]
+    model_dir = tmp_path / "run"
+    # The flagfile first: later flags override it.
+    result = run_python(["-m", "train.smth", "--flagfile=configs/smth_i3d_rstg_final.flags",
+                         f"--data_dir={data}", f"--model_dir={model_dir}", *TINY])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "done:" in result.stdout
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["val_split"] == "holdout"
+    assert config["model"]["rstg_stages"] == ["res3"] and config["model"]["rstg_final"]
+    assert (model_dir / "best.keras").exists() and (model_dir / "log.csv").exists()
+
+    for dense, clips in ((False, 1), (True, 2 * 3)):
+        args = ["-m", "train.evaluate_smth", f"--model_dir={model_dir}",
+                "--split=validation", "--batch_size=4"] + (["--dense"] if dense else [])
+        result = run_python(args)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "validation" in result.stdout and "top-1" in result.stdout
+        name = "eval_validation_dense.json" if dense else "eval_validation.json"
+        scores = json.loads((model_dir / name).read_text())
+        assert scores["num_videos"] == len(GOOD)
+        assert scores["num_clips"] == len(GOOD) * clips
+        assert 0.0 <= scores["top1"] <= scores["top5"] <= 1.0
+
+
+def test_train_refuses_data_without_its_holdout(tmp_path):
+    layout = make_layout(tmp_path / "ssv1")
+    data = tmp_path / "data"
+    result = run_python(["-m", "train.convert_smth", f"--frames_dir={layout['frames_dir']}",
+                         f"--labels_csv={layout['labels_csv']}",
+                         f"--split_csv={layout['split_csv']}", f"--output_dir={data}",
+                         "--quiet"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    result = run_python(["-m", "train.smth", f"--data_dir={data}",
+                         f"--model_dir={tmp_path / 'run'}", *TINY])
+    assert result.returncode == 2
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("error:") and "--holdout_videos" in error
