@@ -63,6 +63,14 @@ def test_full_size_shapes_and_parameter_counts(backbone):
     assert counts["graph"] == 16_807_424
 
 
+def test_c2d_is_resnet50():
+    """With 1000 classes C2D has the 2-D ResNet-50's 25,557,032 trainable parameters."""
+    counts = count_params(build_video_model(VideoModelConfig(backbone="c2d",
+                                                             num_classes=1000)))
+    assert counts["trainable"] == 25_557_032
+    assert counts["total"] - counts["trainable"] == 53_120      # BN moving statistics
+
+
 def _conv3d(x, kernel, stride, pad_t, pad_s):
     x = tf.pad(x, [[0, 0], [pad_t, pad_t], [pad_s, pad_s], [pad_s, pad_s], [0, 0]])
     return tf.nn.conv3d(x, kernel, strides=[1, *stride, 1], padding="VALID")
