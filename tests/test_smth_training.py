@@ -1,5 +1,5 @@
 """Something-Something end to end at smoke size: convert a tiny SSv1 layout (with a holdout),
-train a reduced I3D + RSTG res3 + RSTG-to-vec one step, evaluate with centre and dense clips."""
+train a reduced I3D + RSTG res3-res4 one step, evaluate with centre and dense clips."""
 
 import json
 
@@ -7,7 +7,7 @@ from tests.helpers import run_python
 from tests.smth_fixtures import GOOD, make_layout
 
 TINY = ["--backbone=i3d", "--width=4", "--num_classes=4", "--num_frames=4", "--crop_size=48",
-        "--short_side=52", "--dense_crops=3", "--rstg_stages=res3", "--rstg_final",
+        "--short_side=52", "--dense_crops=3",
         "--node_dim=8", "--message_dim=8", "--num_iterations=1", "--batch_size=2",
         "--epochs=1", "--steps_per_epoch=1", "--verbose=0"]
 
@@ -23,13 +23,13 @@ def test_convert_train_and_dense_evaluation(tmp_path):
         assert result.returncode == 0, result.stderr[-2000:]
     model_dir = tmp_path / "run"
     # The flagfile first: later flags override it.
-    result = run_python(["-m", "train.smth", "--flagfile=configs/smth_i3d_rstg_final.flags",
+    result = run_python(["-m", "train.smth", "--flagfile=configs/smth_i3d_rstg_res3_res4.flags",
                          f"--data_dir={data}", f"--model_dir={model_dir}", *TINY])
     assert result.returncode == 0, result.stderr[-3000:]
     assert "done:" in result.stdout
     config = json.loads((model_dir / "config.json").read_text())
     assert config["val_split"] == "holdout"
-    assert config["model"]["rstg_stages"] == ["res3"] and config["model"]["rstg_final"]
+    assert config["model"]["rstg_stages"] == ["res3", "res4"]
     assert (model_dir / "best.keras").exists() and (model_dir / "log.csv").exists()
 
     for dense, clips in ((False, 1), (True, 2 * 3)):
