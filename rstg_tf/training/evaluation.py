@@ -22,8 +22,6 @@ CHECKPOINTS = ("best", "last")
 
 def load_trained_model(model_dir: str, checkpoint: str = "best") -> keras.Model:
     """Loads ``best.keras`` or ``last.keras`` from a model directory."""
-    import rstg_tf.models  # noqa: F401  (registers the custom layers)
-
     if checkpoint not in CHECKPOINTS:
         raise ValueError(f"checkpoint must be one of {CHECKPOINTS}; got {checkpoint!r}.")
     if not os.path.isdir(model_dir):

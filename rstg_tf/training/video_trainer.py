@@ -120,8 +120,6 @@ def train_video(config: VideoTrainConfig) -> keras.callbacks.History:
 
 def load_run(model_dir: str):
     """(config, best model) of a finished or stopped run in ``model_dir``."""
-    import rstg_tf.models.video_resnet  # noqa: F401  (registers the layers)
-
     config_path = os.path.join(model_dir, "config.json")
     best = os.path.join(model_dir, "best.keras")
     for path in (config_path, best):
