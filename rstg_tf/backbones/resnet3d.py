@@ -121,6 +121,15 @@ class ResNetStem(_FrozenBNLayer):
       filters: conv width (64).
       temporal_kernel: 1 (C2D) or 5 (I3D).
       frozen_bn: run the batch norm on its moving statistics, also in training.
+
+    Call arguments:
+      x: normalised clips [B, T, H, W, 3].
+      training: Python bool (ignored by a frozen batch norm).
+
+    Example:
+
+    >>> tuple(ResNetStem(8, temporal_kernel=5)(np.zeros((1, 4, 64, 64, 3), "float32")).shape)
+    (1, 4, 15, 15, 8)
     """
 
     def __init__(self, filters: int = 64, temporal_kernel: int = 1, **kwargs):
@@ -167,6 +176,16 @@ class Bottleneck3D(_FrozenBNLayer):
       stride: spatial stride of conv_b and the shortcut (1 or 2).
       temporal_kernel: 1 or 3.
       frozen_bn: run the batch norms on their moving statistics, also in training.
+
+    Call arguments:
+      x: [B, T, H, W, C].
+      training: Python bool (ignored by frozen batch norms).
+
+    Example:
+
+    >>> block = Bottleneck3D(32, 8, stride=2, temporal_kernel=3)
+    >>> tuple(block(np.zeros((1, 4, 15, 15, 16), "float32")).shape)
+    (1, 4, 8, 8, 32)
     """
 
     def __init__(self, out_channels: int, inner_channels: int, stride: int = 1,

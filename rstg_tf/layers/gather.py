@@ -36,15 +36,32 @@ class Gather(keras.layers.Layer):
     (a node with no neighbours then gathers zero). The norm is applied for ``sum`` and
     ``simple`` only, as in the reference (its dot head has none).
 
-    Shapes: nodes [M, N, D], messages [M, N(receiver i), N(sender j), Dm], adjacency
-    [N, N] -> [M, N, Dm].
-
     Args:
       kind: "sum" | "simple" | "dot".
       adjacency_mode: "soft" | "strict".
       norm: "none" | "batch" | "layer".
       attention_dim: width of W1, W2 for ``dot``.
       leaky_relu_slope: slope for ``simple``.
+      norm_axes: with ``norm="layer"``, the axes normalised together (``GraphLayerNorm``,
+        the reference's scope: (-2, -1), a frame's N nodes); None: each node alone.
+
+    Call arguments:
+      nodes: node features [M, N, D] (M frames x batch).
+      messages: [M, N(receiver i), N(sender j), Dm], from ``SpaceStage.send``.
+      adjacency: [N, N] 0/1 (``Graph.adjacency``).
+      training: Python bool, for a batch norm.
+
+    Returns:
+      The gathered messages [M, N, Dm].
+
+    Example:
+
+    >>> gather = Gather("dot", attention_dim=4)
+    >>> nodes = np.ones((2, 3, 5), "float32")
+    >>> messages = np.ones((2, 3, 3, 6), "float32")
+    >>> adjacency = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], "float32")
+    >>> tuple(gather(nodes, messages, adjacency).shape)
+    (2, 3, 6)
     """
 
     def __init__(self, kind="simple", adjacency_mode="soft", norm="none",

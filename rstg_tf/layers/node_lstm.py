@@ -37,6 +37,14 @@ class NodeLSTM(keras.layers.Layer):
       units: state width.
       init: "keras" or "cudnn".
 
+    Call arguments:
+      x: inputs [T, ..., D_in], time first (any leading node / batch axes after it).
+      state: (h, c), each [..., units]: the state before the first frame.
+
+    Returns:
+      (h [T, ..., units], (h_last, c_last)): every frame's output and the final state.
+      ``step`` does one frame; ``sequence`` is ``call``.
+
     Example:
 
     >>> lstm = NodeLSTM(8, init="cudnn")

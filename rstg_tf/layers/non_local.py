@@ -26,6 +26,20 @@ class NonLocalBlock(keras.layers.Layer):
       subsample: max-pool phi's and g's input 1x2x2 (4x fewer keys).
       scaled: divide the attention logits by sqrt(inner_dim).
       frozen_bn: run the output batch norm on its moving statistics, also in training.
+
+    Call arguments:
+      x: [B, T, H, W, C] (H and W even with ``subsample``).
+      training: Python bool, for the batch norm.
+
+    Returns:
+      x plus the attended features, [B, T, H, W, C].
+
+    Example:
+
+    >>> block = NonLocalBlock(4, subsample=True, scaled=True)
+    >>> x = np.random.rand(2, 2, 4, 4, 8).astype("float32")
+    >>> bool(np.allclose(block(x), x))          # zero-initialised scale: the identity
+    True
     """
 
     def __init__(self, inner_dim: int = None, subsample: bool = False, scaled: bool = False,

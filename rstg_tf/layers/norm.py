@@ -21,18 +21,21 @@ class GraphLayerNorm(keras.layers.Layer):
     nodes, or all N x N messages) or a whole clip, not each node on its own. Statistics
     are computed in float32.
 
-    Shapes:
-      any [..., C] -> the same.
-
     Args:
       axes: the axes normalised together (negative: from the end); must include -1.
       epsilon: added to the variance.
       gamma_initializer: initial scale.
 
+    Call arguments:
+      x: any [..., C].
+
+    Returns:
+      The normalised x, same shape and dtype.
+
     Example:
-      >>> norm = GraphLayerNorm(axes=(-2, -1))     # a frame's N nodes x D together
-      >>> norm(np.ones((2, 14, 8), "float32")).shape
-      (2, 14, 8)
+    >>> norm = GraphLayerNorm(axes=(-2, -1))     # a frame's N nodes x D together
+    >>> tuple(norm(np.ones((2, 14, 8), "float32")).shape)
+    (2, 14, 8)
     """
 
     def __init__(self, axes: Sequence[int] = (-1,), epsilon: float = 1e-12,

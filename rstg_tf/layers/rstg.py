@@ -49,7 +49,31 @@ class RSTG(keras.layers.Layer):
     D' is the node dim, or C with a projection out.
 
     Args:
-      config: an RSTGConfig (or its dict, as stored by ``get_config``).
+      config: an RSTGConfig (or its dict, as stored by ``get_config``); ``PRESETS`` holds
+        the paper's settings (``preset("syncmnist")``, ``preset("ssv1")``).
+
+    Call arguments:
+      features: backbone features [B, T, H, W, C] (static H, W, C).
+      training: Python bool, for batch norms.
+
+    Returns:
+      The read-out: [B, D'] (mean_time, last_step) or the features plus the graph's map
+      [B, T, H, W, C] (map).
+
+    Online mode: ``initial_state(batch_size)`` and ``step(frame, state)`` (below) give, frame
+    by frame, what ``call`` gives on the clip.
+
+    Example:
+
+    >>> block = RSTG(RSTGConfig(node_dim=16, message_dim=16))
+    >>> features = np.random.rand(2, 10, 6, 6, 32).astype("float32")
+    >>> tuple(block(features).shape)                                # RSTG-to-vec
+    (2, 16)
+    >>> state = block.initial_state(batch_size=2)
+    >>> for t in range(10):
+    ...     out, state = block.step(features[:, t], state)
+    >>> bool(np.allclose(out, block(features), atol=1e-4))  # same as the clip
+    True
     """
 
     def __init__(self, config=None, **kwargs):

@@ -28,10 +28,22 @@ class SpaceStage(keras.layers.Layer):
     every frame. ``temporal`` reuses send and update for the homogeneous schedule, where
     a node's past state is the sender of a message to its present self.
 
-    Shapes: nodes [M, N, node_dim] -> [M, N, node_dim].
-
     Args:
-      config: an RSTGConfig (or its dict).
+      config: an RSTGConfig (or its dict): frame size and scales (the graph), widths,
+        gather, norm, scalewise update, position maps.
+
+    Call arguments:
+      nodes: [M, N, D] node features of M frames (or frames x batch).
+      training: Python bool, for batch norms.
+
+    Returns:
+      The updated nodes [M, N, node_dim].
+
+    Example:
+
+    >>> config = RSTGConfig(node_dim=8, message_dim=8)        # 14 nodes: 3x3, 2x2, 1x1
+    >>> tuple(SpaceStage(config)(np.ones((4, 14, 8), "float32")).shape)
+    (4, 14, 8)
     """
 
     def __init__(self, config, **kwargs):

@@ -19,7 +19,20 @@ def _frames(x):
 class MeanLSTM(keras.layers.Layer):
     """Mean+LSTM: spatial mean of each frame's features, an LSTM over time, its last output.
 
-    Shapes: [B, T, H, W, C] -> [B, units]
+    Args:
+      units: LSTM width.
+
+    Call arguments:
+      x: backbone features [B, T, H, W, C].
+      training: Python bool (unused beyond the LSTM's own behaviour).
+
+    Returns:
+      [B, units], the LSTM's output after the last frame.
+
+    Example:
+
+    >>> tuple(MeanLSTM(16)(np.zeros((2, 10, 6, 6, 8), "float32")).shape)
+    (2, 16)
     """
 
     def __init__(self, units: int = 512, **kwargs):
@@ -42,7 +55,23 @@ class ConvLSTM(keras.layers.Layer):
     """Conv+LSTM: per frame, 3x3 convs (the first with stride 2) keep the layout of the
     feature map; the flattened map feeds an LSTM over time; its last output.
 
-    Shapes: [B, T, H, W, C] -> [B, units]  (6x6 maps -> 3x3 x conv_filters per frame)
+    Args:
+      units: LSTM width.
+      conv_filters: width of the per-frame convs.
+      num_convs: number of 3x3 convs (ReLU, 'same'; the first with stride 2).
+
+    Call arguments:
+      x: backbone features [B, T, H, W, C] (6x6 maps -> 3x3 x conv_filters per frame).
+      training: Python bool, passed to the LSTM.
+
+    Returns:
+      [B, units], the LSTM's output after the last frame.
+
+    Example:
+
+    >>> head = ConvLSTM(16, conv_filters=4)
+    >>> tuple(head(np.zeros((2, 10, 6, 6, 8), "float32")).shape)
+    (2, 16)
     """
 
     def __init__(self, units: int = 512, conv_filters: int = 128, num_convs: int = 2,
@@ -74,7 +103,21 @@ class ConvLSTM(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="rstg_tf")
 class ResidualBlock3D(keras.layers.Layer):
-    """Two 3x3x3 convs with batch norm, ReLU and an identity shortcut. [B,T,H,W,C] -> same."""
+    """Two 3x3x3 convs with batch norm, ReLU and an identity shortcut (the second norm's
+    scale starts at zero: the block starts as the identity, after a ReLU).
+
+    Call arguments:
+      x: [B, T, H, W, C].
+      training: Python bool: batch statistics (True) or moving ones.
+
+    Returns:
+      [B, T, H, W, C].
+
+    Example:
+
+    >>> tuple(ResidualBlock3D()(np.ones((1, 2, 3, 3, 4), "float32")).shape)
+    (1, 2, 3, 3, 4)
+    """
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -103,7 +146,23 @@ class SmallI3D(keras.layers.Layer):
         1x1x1 conv to ``width`` -> stage 1 (blocks) -> stage 2 (blocks, [non-local after its
         first block]) -> global average pool.
 
-    Shapes: [B, T, H, W, C] -> [B, width]
+    Args:
+      width: channels of the 3D ResNet.
+      blocks_per_stage: ``ResidualBlock3D`` per stage (two stages).
+      non_local: add the space-time ``NonLocalBlock`` (the Non-Local baseline).
+
+    Call arguments:
+      x: backbone features [B, T, H, W, C].
+      training: Python bool, for the batch norms.
+
+    Returns:
+      [B, width].
+
+    Example:
+
+    >>> head = SmallI3D(8, non_local=True)
+    >>> tuple(head(np.zeros((2, 4, 6, 6, 16), "float32")).shape)
+    (2, 8)
     """
 
     def __init__(self, width: int = 256, blocks_per_stage: int = 1, non_local: bool = False,
