@@ -1,8 +1,8 @@
 """Make SyncMNIST TFRecord shards from real MNIST: ``python -m train.make_syncmnist``.
 
-  python -m train.make_syncmnist --digits=3 --split=train --output_dir=data/sync3
-  python -m train.make_syncmnist --digits=3 --split=val --output_dir=data/sync3 --num_videos=5000
-  python -m train.make_syncmnist --digits=3 --split=test --output_dir=data/sync3 --preview=16
+  python -m train.make_syncmnist --digits=3 --split=train --output_dir=data/syncmnist3
+  python -m train.make_syncmnist --digits=3 --split=val --output_dir=data/syncmnist3 --num_videos=5000
+  python -m train.make_syncmnist --digits=3 --split=test --output_dir=data/syncmnist3 --preview=16
 
 Training validates on ``val`` (videos of MNIST's training digits under their own random
 key); ``test`` (MNIST's test digits) is read once, by ``python -m train.evaluate``.
