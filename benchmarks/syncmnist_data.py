@@ -1,7 +1,7 @@
 """SyncMNIST data throughput: generation (videos/s) and tf.data reading + decoding.
 
   python -m benchmarks.syncmnist_data --num_videos=20000 --workers=2 --digits=3
-  python -m benchmarks.syncmnist_data --data_dir=data/sync3 --split=train --skip_generate
+  python -m benchmarks.syncmnist_data --data_dir=data/syncmnist3 --split=train --skip_generate
 
 Issue #3's goals on the 2-core machine: generation >= 333 videos/s (600k train videos in
 under 30 minutes); reading + decoding >= 5,000 videos/s. Results print and go to

@@ -1,7 +1,7 @@
 """Ask a TF Serving endpoint about a clip: ``python -m export.client``.
 
   python -m export.client --server=localhost:8501 --model_name=rstg \\
-      --tfrecord=data/sync3/test-00000-of-00004.tfrecord.gz
+      --tfrecord=data/syncmnist3/test-00000-of-00004.tfrecord.gz
   python -m export.client --server=localhost:8500 --protocol=grpc --video=clip.mp4 --stream
 
 REST (``/v1/models/<name>:predict``) or gRPC (``PredictionService``, tensorflow-serving-api).
