@@ -6,7 +6,8 @@ the modules that register this package's Keras classes are imported as soon as K
 (at once if it already is), so ``keras.saving.load_model("best.keras")`` finds them. When
 Keras is first imported by one of our own modules, the registration waits until that
 import is over (then at the next import statement or ``rstg_tf.<name>``), since importing
-the rest in the middle of it would be circular.
+the rest in the middle of it would be circular; ``rstg_tf.register_keras_objects()`` does
+it at once.
 """
 
 import importlib
@@ -50,7 +51,9 @@ def _importing_ours() -> bool:
                if name == "rstg_tf" or name.startswith("rstg_tf."))
 
 
-def _register_keras_objects():
+def register_keras_objects():
+    """Imports the modules that register every Keras class of this package (idempotent);
+    the project's own loaders call it before ``keras.saving.load_model``."""
     for module in _REGISTERING_MODULES:
         importlib.import_module(module)
 
@@ -60,7 +63,7 @@ def _register_when_idle():
     has not finished: importing the rest now would be circular), at the next import once
     ours are done (``_RegisterWhenIdle``) or at the next lazy attribute."""
     if not _importing_ours():
-        _register_keras_objects()
+        register_keras_objects()
     elif not _pending:
         _pending.append(True)
         sys.meta_path.insert(0, _RegisterWhenIdle())
@@ -71,7 +74,7 @@ def _finish_pending():
         _pending.clear()
         for finder in [f for f in sys.meta_path if isinstance(f, _RegisterWhenIdle)]:
             sys.meta_path.remove(finder)
-        _register_keras_objects()
+        register_keras_objects()
 
 
 class _RegisterWhenIdle(importlib.abc.MetaPathFinder):
@@ -111,6 +114,6 @@ class _RegisterAfterKeras(importlib.abc.MetaPathFinder):
 
 
 if "keras" in sys.modules:
-    _register_keras_objects()
+    register_keras_objects()
 elif not any(isinstance(f, _RegisterAfterKeras) for f in sys.meta_path):
     sys.meta_path.insert(0, _RegisterAfterKeras())

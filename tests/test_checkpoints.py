@@ -157,3 +157,49 @@ def test_a_backup_resumes_only_with_its_own_settings(tmp_path):
     (model_dir / "config.json").write_text("{broken")
     with pytest.raises(ValueError, match="config.json is unreadable"):
         check_resume(config)
+
+
+class _PoisonAt(keras.callbacks.Callback):
+    """Makes a weight NaN when epoch ``epoch`` (0-based) begins: its loss is NaN."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            kernel = self.model.layers[-1].kernel
+            kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+
+
+def test_a_diverged_run_keeps_its_last_good_checkpoints_and_says_where(tmp_path):
+    from rstg_tf.errors import TrainingDiverged
+    from rstg_tf.training.checkpoints import StopOnNaN, check_diverged
+
+    model = _model()
+    stop = StopOnNaN()
+    callbacks = [stop, AtomicModelCheckpoint(str(tmp_path / "last.keras")),
+                 AtomicBackupAndRestore(str(tmp_path / "backup"), delete_checkpoint=False)]
+    model.fit(X, Y, batch_size=8, epochs=3, verbose=0, callbacks=[_PoisonAt(1), *callbacks])
+    assert stop.stopped_at == (2, 1)
+    saved = keras.saving.load_model(tmp_path / "last.keras")
+    assert all(np.isfinite(w).all() for w in saved.get_weights())
+    metadata = json.loads((tmp_path / "backup" / "training_metadata.json").read_text())
+    assert metadata["epoch"] == 1                         # epoch 1's backup, not epoch 2's
+    with pytest.raises(TrainingDiverged, match="epoch 2, batch 1"):
+        check_diverged(callbacks, str(tmp_path))
+    check_diverged([StopOnNaN()], str(tmp_path))          # not stopped: no error
+
+
+def test_diverged_training_exits_1_with_one_line(tmp_path):
+    from tests.helpers import run_python
+
+    code = ("from train import cli\n"
+            "from rstg_tf.errors import TrainingDiverged\n"
+            "def main(argv):\n"
+            "    raise TrainingDiverged('training stopped: the loss became NaN')\n"
+            "cli.run(main)\n")
+    result = run_python(["-c", code])
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == \
+        "error: training stopped: the loss became NaN"

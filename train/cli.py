@@ -8,6 +8,8 @@ import sys
 
 from absl import app, flags
 
+from rstg_tf.errors import TrainingDiverged
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # TensorFlow turns its oneDNN CPU kernels on by itself only on CPUs with AVX-512 or AMX
 # features; on an AVX2-only CPU (such as this project's 2-core CI machine) it runs
@@ -49,6 +51,11 @@ def run(main) -> None:
             if os.environ.get("RSTG_TRACEBACK"):
                 raise
             fail(str(e))
+        except TrainingDiverged as e:  # a run that went wrong, not a user error: exit 1
+            if os.environ.get("RSTG_TRACEBACK"):
+                raise
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(1)
 
     app.run(guarded, flags_parser=_parse_flags)
 

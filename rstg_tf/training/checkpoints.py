@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import os
 from typing import Optional
 
 import keras
 
 from rstg_tf.data.atomic import atomic_path, atomic_write_text
+from rstg_tf.errors import TrainingDiverged
 
 METADATA = "training_metadata.json"
 # What a resumed run needs of ReduceLROnPlateau and ModelCheckpoint(save_best_only=True).
@@ -34,6 +36,43 @@ def _plain(value):
     if value is None or isinstance(value, (bool, int)):
         return value
     return float(value)
+
+
+def finite_loss(logs) -> bool:
+    """False when an epoch's logs carry a NaN or infinite training loss (a diverged epoch,
+    whose weights must not replace a good checkpoint)."""
+    loss = (logs or {}).get("loss")
+    return loss is None or math.isfinite(float(loss))
+
+
+class StopOnNaN(keras.callbacks.TerminateOnNaN):
+    """Keras' ``TerminateOnNaN`` that remembers where it stopped (``stopped_at``: epoch and
+    batch, or None), so a program can exit non-zero and say so."""
+
+    def __init__(self):
+        super().__init__()
+        self.stopped_at = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        super().on_batch_end(batch, logs)
+        if self.model.stop_training and self.stopped_at is None and not finite_loss(logs):
+            self.stopped_at = (self._epoch + 1, batch + 1)
+
+
+def check_diverged(callbacks, work_dir: str) -> None:
+    """Raises ``TrainingDiverged`` naming the epoch and batch where a ``StopOnNaN`` among
+    ``callbacks`` stopped the run."""
+    for callback in callbacks:
+        if isinstance(callback, StopOnNaN) and callback.stopped_at:
+            epoch, batch = callback.stopped_at
+            raise TrainingDiverged(
+                f"training stopped: the loss became NaN or infinite at epoch {epoch}, batch "
+                f"{batch}; {work_dir} keeps the last good epoch's best.keras, last.keras and "
+                f"backup (try a lower --learning_rate).")
 
 
 def backup_dir(work_dir: str) -> str:
@@ -65,6 +104,8 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
     """``keras.callbacks.ModelCheckpoint`` whose files appear whole or not at all."""
 
     def _save_model(self, epoch, batch, logs):
+        if not finite_loss(logs):
+            return                        # a diverged epoch: keep the last good file
         filepath = self._get_file_path(epoch, batch, logs)
         if not self._should_save_model(epoch, batch, logs, filepath):
             return
@@ -101,6 +142,10 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         for stale in glob.glob(os.path.join(self.backup_dir, ".tmp-*")):
             os.remove(stale)
         self._load_model()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if finite_loss(logs):             # a diverged epoch: keep the last good backup
+            super().on_epoch_end(epoch, logs)
 
     def _metadata_path(self) -> str:
         return os.path.join(self.backup_dir, METADATA)

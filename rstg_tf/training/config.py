@@ -229,7 +229,8 @@ def plateau_patience(config: TrainConfig, steps_per_epoch: int) -> int:
 def common_callbacks(work_dir: str, config: TrainConfig, steps_per_epoch: int,
                      log_callbacks: Sequence[keras.callbacks.Callback] = ()) -> list:
     """Every run's callbacks, in the order they must act at an epoch's end:
-    TerminateOnNaN; ``log_callbacks`` (more epoch logs, e.g. ``ValSyncPair``); the
+    ``StopOnNaN`` (Keras' TerminateOnNaN; the checkpoints and backup skip a diverged epoch,
+    and ``checkpoints.check_diverged`` turns it into an error); ``log_callbacks`` (more epoch logs, e.g. ``ValSyncPair``); the
     learning-rate schedule (``schedules``: plateau on ``val_loss``,
     constant or cosine); crash-safe ``best.keras`` (by ``val_top1``) and ``last.keras``;
     the backup (``AtomicBackupAndRestore``, after the schedule and checkpoints, so that it
@@ -247,7 +248,7 @@ def common_callbacks(work_dir: str, config: TrainConfig, steps_per_epoch: int,
                      if isinstance(c, keras.callbacks.ReduceLROnPlateau)})
     limit = [TimeLimit(config.max_train_minutes)] if config.max_train_minutes else []
     return [
-        keras.callbacks.TerminateOnNaN(),
+        checkpoints.StopOnNaN(),
         *log_callbacks,
         *schedule,
         best,

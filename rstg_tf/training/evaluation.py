@@ -10,7 +10,7 @@ from typing import Optional
 import keras
 import numpy as np
 
-from rstg_tf import plots
+from rstg_tf import plots, register_keras_objects
 from rstg_tf.data import syncmnist_records
 from rstg_tf.data.atomic import atomic_write_text
 from rstg_tf.data.syncmnist import label_name, sync_pair_fields
@@ -22,6 +22,7 @@ CHECKPOINTS = ("best", "last")
 
 def load_trained_model(model_dir: str, checkpoint: str = "best") -> keras.Model:
     """Loads ``best.keras`` or ``last.keras`` from a model directory."""
+    register_keras_objects()
     if checkpoint not in CHECKPOINTS:
         raise ValueError(f"checkpoint must be one of {CHECKPOINTS}; got {checkpoint!r}.")
     if not os.path.isdir(model_dir):

@@ -87,6 +87,7 @@ def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, ...],
     history = model.fit(
         **batches.fit_arguments(config.epochs, callbacks), epochs=config.epochs,
         **validation_arguments(val[:2], config.batch_size), verbose=config.verbose)
+    checkpoints.check_diverged(callbacks, config.model_dir)
     final_lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
     log = read_log(config.model_dir)                    # every epoch, restarts too
     best = os.path.join(config.model_dir, "best.keras")

@@ -25,6 +25,7 @@ from rstg_tf.models import build_model
 from rstg_tf.training.config import (  # noqa: F401 (TrainConfig: re-export)
     TrainConfig, check_resume, common_callbacks, compile_model, set_precision_policy,
     steps_per_epoch)
+from rstg_tf.training import checkpoints
 from rstg_tf.training.pretrain import load_backbone_weights
 
 
@@ -151,6 +152,9 @@ def fit_run(config: TrainConfig, num_train: int, num_val: int,
         if config.strategy == "multi_worker":
             multi_worker_workarounds(model, config)
         # fit inside the scope: Keras 3 runs its steps on the scope's strategy
-        return model.fit(train_data, epochs=config.epochs, steps_per_epoch=steps,
-                         validation_data=val_data, shuffle=False,
-                         callbacks=make_callbacks(config, steps), verbose=config.verbose)
+        callbacks = make_callbacks(config, steps)
+        history = model.fit(train_data, epochs=config.epochs, steps_per_epoch=steps,
+                            validation_data=val_data, shuffle=False, callbacks=callbacks,
+                            verbose=config.verbose)
+    checkpoints.check_diverged(callbacks, config.model_dir)
+    return history

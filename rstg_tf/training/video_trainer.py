@@ -66,8 +66,11 @@ def load_matching_weights(model: keras.Model, path: str) -> dict:
     where a layer of the same name has weights of the same shapes (a Kinetics backbone into
     an SSv1 model: every layer but the classifier). Returns {'loaded': [...],
     'skipped': [...]} by layer name."""
+    from rstg_tf import register_keras_objects
+
     if not os.path.exists(path):
         raise FileNotFoundError(f"backbone weights {path} do not exist.")
+    register_keras_objects()
     source = keras.saving.load_model(path, compile=False)
     by_name = {layer.name: layer for layer in source.layers}
     loaded, skipped = [], []
@@ -120,6 +123,9 @@ def train_video(config: VideoTrainConfig) -> keras.callbacks.History:
 
 def load_run(model_dir: str):
     """(config, best model) of a finished or stopped run in ``model_dir``."""
+    from rstg_tf import register_keras_objects
+
+    register_keras_objects()
     config_path = os.path.join(model_dir, "config.json")
     best = os.path.join(model_dir, "best.keras")
     for path in (config_path, best):
