@@ -25,7 +25,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 import tensorflow as tf
 
 from rstg_tf.data.atomic import atomic_write_text
-from rstg_tf.data.workers import single_threaded_children, spawn_context
+from rstg_tf.data.workers import exit_with_parent, single_threaded_children, spawn_context
 
 MANIFEST = "manifest.json"
 FORMAT = "rstg-tf-shards"
@@ -127,8 +127,9 @@ def update_split(directory: str, split: str, update: Callable[[dict], dict]) -> 
 _REPORT_QUEUE = None
 
 
-def _init_worker(report_queue) -> None:
+def _init_worker(parent_pid: int, report_queue) -> None:
     global _REPORT_QUEUE
+    exit_with_parent(parent_pid)
     _REPORT_QUEUE = report_queue
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -179,7 +180,7 @@ def run_jobs(job: Callable, tasks: List[ShardTask], on_done: Callable[[ShardTask
     report_queue = context.Queue()
     with single_threaded_children(), futures.ProcessPoolExecutor(
             min(workers, len(tasks)), mp_context=context, initializer=_init_worker,
-            initargs=(report_queue,)) as pool:
+            initargs=(os.getpid(), report_queue)) as pool:
         pending = {pool.submit(_run_task, job, task) for task in tasks}
         try:
             while pending:

@@ -7,18 +7,21 @@ TensorFlow; the shards (``syncmnist_records``) hold exactly the same videos.
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Callable, Optional, Tuple
 
 import numpy as np
 
 from rstg_tf.data.syncmnist import SyncMnistConfig, SyncMnistGenerator
-from rstg_tf.data.workers import single_threaded_children, spawn_context
+from rstg_tf.data.workers import exit_with_parent, single_threaded_children, spawn_context
 
 _GENERATOR = None
 
 
-def _init_worker(images, labels, split, config, seed):
+def _init_worker(images, labels, split, config, seed, parent_pid=None):
     global _GENERATOR
+    if parent_pid is not None:
+        exit_with_parent(parent_pid)
     _GENERATOR = SyncMnistGenerator(images, labels, split, config, seed)
 
 
@@ -56,7 +59,8 @@ def make_videos(images: np.ndarray, labels: np.ndarray, split: str, count: int,
             blocks = map(_make_range, bounds)
         else:
             stack.enter_context(single_threaded_children())   # see rstg_tf.data.workers
-            pool = stack.enter_context(spawn_context().Pool(workers, _init_worker, init))
+            pool = stack.enter_context(spawn_context().Pool(workers, _init_worker,
+                                                            init + (os.getpid(),)))
             blocks = pool.imap(_make_range, bounds)
         for (start, stop), part in zip(bounds, blocks):
             parts.append(part)
