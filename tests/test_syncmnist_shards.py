@@ -157,12 +157,25 @@ def test_corrupt_shard_named_or_skipped(tmp_path, mnist_npz, compression):
     path = tmp_path / name
     data = path.read_bytes()
     path.write_bytes(data[:len(data) * 2 // 3])                      # truncated
-    with pytest.raises(tf.errors.InvalidArgumentError, match=name):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=name) as raised:
         _read_all(tmp_path)
-    skipped = tf.Variable(0, dtype=tf.int64)
-    kept = _read_all(tmp_path, on_corrupt="skip", skipped=skipped)
-    lost = int(skipped.numpy())
-    assert lost > 0 and len(kept) + lost == 24
+    # The programs turn it into one line naming the file and the first unreadable record.
+    from train.cli import corrupt_shard_message
+    message = corrupt_shard_message(raised.value)
+    assert message.startswith(f"corrupt or truncated shard {path}: record ")
+    assert "of 8 is unreadable" in message and "--on_corrupt=skip" in message
+    assert corrupt_shard_message(ValueError("something else")) is None
+    # skip: the readable records are kept; the loss is counted once per shard, however
+    # many epochs read it.
+    corrupt = pipeline.CorruptRecords()
+    kept = _read_all(tmp_path, on_corrupt="skip", corrupt=corrupt)
+    _read_all(tmp_path, on_corrupt="skip", corrupt=corrupt)          # a second epoch
+    lost = corrupt.counts()
+    assert list(lost) == [str(path)] and lost[str(path)] > 0
+    assert len(kept) + lost[str(path)] == 24
+    assert corrupt.summary().startswith(f"skipped {lost[str(path)]} unreadable records in 1 "
+                                        f"shard files: {name}")
+    assert pipeline.CorruptRecords().summary() is None
     with pytest.raises(ValueError, match="on_corrupt"):
         _read_all(tmp_path, on_corrupt="ignore")
 

@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import subprocess
+import shutil
 import sys
 import time
 
@@ -391,3 +392,23 @@ def test_training_reads_val_and_never_the_test_split(tmp_path, mnist_npz):
                          f"--data_dir={no_val}", f"--model_dir={tmp_path / 'run2'}",
                          *TINY_FLAGS])
     assert result.returncode == 2 and "--split=val" in result.stderr, result.stderr[-2000:]
+
+
+def test_a_corrupt_shard_is_one_line_or_one_total(tmp_path, data_dir):
+    """raise: exit 2 with one line naming the shard and record; skip: one total at the end."""
+    damaged = tmp_path / "data"
+    shutil.copytree(data_dir, damaged)
+    shard = sorted(damaged.glob("train-*"))[1]
+    shard.write_bytes(shard.read_bytes()[:len(shard.read_bytes()) // 2])
+    common = [f"--data_dir={damaged}", *TINY_FLAGS, "--epochs=2", "--steps_per_epoch=3"]
+    result = run_python(["-m", "train", *common, f"--model_dir={tmp_path / 'raise'}"])
+    assert result.returncode == 2, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr
+    assert f"corrupt or truncated shard {shard}: record " in errors[0]
+    result = run_python(["-m", "train", *common, "--on_corrupt=skip",
+                         f"--model_dir={tmp_path / 'skip'}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    totals = [line for line in result.stdout.splitlines() if "unreadable records" in line]
+    assert len(totals) == 1 and f"in 1 shard files: {shard.name}" in totals[0]
+    assert "WARNING: corrupt" not in result.stdout + result.stderr

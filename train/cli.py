@@ -4,6 +4,7 @@ exit code 2, never a traceback."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 from absl import app, flags
@@ -26,6 +27,22 @@ def fail(message: str) -> None:
     """Prints ``error: message`` to stderr and exits with code 2."""
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
+
+
+# tf.debugging.Assert's message for a corrupt shard (rstg_tf.data.pipeline).
+_CORRUPT = re.compile(r"corrupt or truncated shard\]\s*\[([^\]]+)\]\s*\[read\]\s*\[(\d+)\]"
+                      r"\s*\[of\]\s*\[(\d+)\]")
+
+
+def corrupt_shard_message(error: BaseException):
+    """One line for TensorFlow's error about a corrupt or truncated shard, else None."""
+    match = _CORRUPT.search(str(error))
+    if not match:
+        return None
+    path, read, expected = match.group(1), int(match.group(2)), int(match.group(3))
+    return (f"corrupt or truncated shard {path}: record {read} (0-based) of {expected} is "
+            f"unreadable, and TF's reader loses the rest of the file with it; re-make the "
+            f"split (its command finishes the damaged shard), or pass --on_corrupt=skip.")
 
 
 def _parse_flags(argv):
@@ -56,6 +73,11 @@ def run(main) -> None:
                 raise
             print(f"error: {e}", file=sys.stderr)
             sys.exit(1)
+        except Exception as e:         # TensorFlow's error for a corrupt shard: the data's
+            message = corrupt_shard_message(e)
+            if message is None or os.environ.get("RSTG_TRACEBACK"):
+                raise
+            fail(message)
 
     app.run(guarded, flags_parser=_parse_flags)
 

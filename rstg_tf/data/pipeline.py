@@ -8,8 +8,12 @@ without the stalls of Keras' own pipelines for arrays and PyDatasets.
 
 Corrupt shards. When the manifest gives each shard's record count, every shard is read to
 its end and its count checked: a truncated or corrupt shard stops the input with an error
-naming the file (``on_corrupt='raise'``), or its readable records are kept, the loss is
-logged with the file name and added to ``skipped`` (``on_corrupt='skip'``).
+naming the file and the first record it could not read (``on_corrupt='raise'``; the
+programs print it as one ``error:`` line, exit 2), or the records it could read are kept
+and the loss is counted once per shard in a ``CorruptRecords`` (``on_corrupt='skip'``; the
+programs print one total at the end). TF's reader cannot resynchronise inside an
+uncompressed TFRecord file: everything after the first bad record of a shard is lost,
+not only that record.
 """
 
 from __future__ import annotations
@@ -65,8 +69,36 @@ def _compression_of(path: str) -> str:
     return ""
 
 
+CORRUPT_SHARD = "corrupt or truncated shard"
+
+
+class CorruptRecords:
+    """Records lost to corrupt or truncated shards under ``on_corrupt='skip'``: per shard
+    file, however many epochs read it (a table keyed by path, not a running sum)."""
+
+    def __init__(self):
+        self.table = tf.lookup.experimental.MutableHashTable(tf.string, tf.int64, -1)
+
+    def record(self, path: tf.Tensor, lost: tf.Tensor) -> tf.Operation:
+        return self.table.insert(tf.reshape(path, [1]), tf.reshape(lost, [1]))
+
+    def counts(self) -> Dict[str, int]:
+        keys, values = self.table.export()
+        return {k.decode(): int(v) for k, v in zip(keys.numpy(), values.numpy())}
+
+    def summary(self) -> Optional[str]:
+        """'skipped N unreadable records in K shard files (...)', or None."""
+        counts = self.counts()
+        if not counts:
+            return None
+        names = ", ".join(f"{os.path.basename(k)} ({v})" for k, v in sorted(counts.items()))
+        return (f"skipped {sum(counts.values())} unreadable records in {len(counts)} shard "
+                f"files: {names} (TF's reader loses everything after a shard's first bad "
+                f"record)")
+
+
 def _checked_records(path: tf.Tensor, expected: tf.Tensor, compression: str,
-                     on_corrupt: str, skipped: Optional[tf.Variable]) -> tf.data.Dataset:
+                     on_corrupt: str, corrupt: Optional[CorruptRecords]) -> tf.data.Dataset:
     """The records of one shard, read to the end and counted against ``expected``."""
     records = tf.data.TFRecordDataset(path, compression_type=compression,
                                       buffer_size=1 << 20).ignore_errors()
@@ -81,17 +113,15 @@ def _checked_records(path: tf.Tensor, expected: tf.Tensor, compression: str,
         ok = tf.logical_or(tf.logical_not(is_end), tf.equal(n, expected))
         if on_corrupt == "raise":
             checks = [tf.debugging.Assert(ok, [
-                "corrupt or truncated shard", path, "read", n, "of", expected, "records"])]
-        else:
-            def warn():
-                ops = [tf.print("WARNING: corrupt or truncated shard", path, ": skipped",
-                                expected - n, "of", expected, "records")]
-                if skipped is not None:
-                    ops.append(skipped.assign_add(expected - n))
-                with tf.control_dependencies(ops):
+                CORRUPT_SHARD, path, "read", n, "of", expected, "records"])]
+        elif corrupt is not None:
+            def count_lost():
+                with tf.control_dependencies([corrupt.record(path, expected - n)]):
                     return tf.constant(True)
 
-            checks = [tf.cond(ok, lambda: tf.constant(True), warn)]
+            checks = [tf.cond(ok, lambda: tf.constant(True), count_lost)]
+        else:
+            checks = []
         with tf.control_dependencies(checks):
             return tf.logical_not(is_end)
 
@@ -102,7 +132,7 @@ def video_dataset(files: Sequence[str], spec: VideoRecordSpec, *, batch_size: Op
                   training: bool = False, counts: Optional[Sequence[int]] = None,
                   shuffle_buffer: int = 2048, seed: Optional[int] = None,
                   deterministic: Optional[bool] = None, repeat: bool = False,
-                  on_corrupt: str = "raise", skipped: Optional[tf.Variable] = None,
+                  on_corrupt: str = "raise", corrupt: Optional[CorruptRecords] = None,
                   cycle_length: int = 8, drop_remainder: Optional[bool] = None,
                   map_fn: Optional[Callable[[Dict[str, tf.Tensor]], object]] = None,
                   autotune: bool = False) -> tf.data.Dataset:
@@ -119,7 +149,7 @@ def video_dataset(files: Sequence[str], spec: VideoRecordSpec, *, batch_size: Op
       deterministic: keep element order (default: not training, or a seed is given).
       repeat: repeat forever (after the shuffles, so every epoch reshuffles).
       on_corrupt: 'raise' (error naming the shard) or 'skip' (keep readable records).
-      skipped: optional int64 tf.Variable counting records lost to corrupt shards.
+      corrupt: with 'skip', counts the records lost per shard (``CorruptRecords``).
       cycle_length: shards read at once.
       drop_remainder: default: ``training``.
       map_fn: applied to each parsed clip before batching (e.g. to (frames, label)).
@@ -157,7 +187,7 @@ def video_dataset(files: Sequence[str], spec: VideoRecordSpec, *, batch_size: Op
             records = tf.data.TFRecordDataset(path, compression_type=compression,
                                               buffer_size=1 << 20)
             return records.ignore_errors(log_warning=True) if on_corrupt == "skip" else records
-        return _checked_records(path, expected, compression, on_corrupt, skipped)
+        return _checked_records(path, expected, compression, on_corrupt, corrupt)
 
     data = sources.interleave(open_shard, cycle_length=min(cycle_length, len(files)),
                               block_length=1, num_parallel_calls=AUTOTUNE,

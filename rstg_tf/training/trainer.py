@@ -109,13 +109,14 @@ def train(config: TrainConfig) -> keras.callbacks.History:
                          f"--output_dir={config.data_dir} --num_videos=5000 (and the "
                          f"generator settings of its train split).") from None
 
-    def datasets(global_batch, val_videos):
+    def datasets(global_batch, val_videos, corrupt):
         val_steps = max(math.ceil(val_videos / global_batch), 1)
+        options = dict(on_corrupt=config.on_corrupt, corrupt=corrupt)
         train_data = syncmnist_records.dataset(config.data_dir, "train", global_batch,
                                                training=True, repeat=True, seed=config.seed,
-                                               on_corrupt=config.on_corrupt)
+                                               **options)
         val_data = syncmnist_records.dataset(config.data_dir, config.val_split, global_batch,
-                                             training=False, on_corrupt=config.on_corrupt)
+                                             training=False, **options)
         return train_data, val_data.take(val_steps)
 
     def build():
@@ -129,12 +130,14 @@ def train(config: TrainConfig) -> keras.callbacks.History:
 
 
 def fit_run(config: TrainConfig, num_train: int, num_val: int,
-            datasets: Callable[[int, int], Tuple[tf.data.Dataset, tf.data.Dataset]],
+            datasets: Callable[..., Tuple[tf.data.Dataset, tf.data.Dataset]],
             build: Callable[[], keras.Model]) -> keras.callbacks.History:
     """What every trainer shares: checks a resumption, writes config.json (chief), sets the
     precision and seed, builds (``build()``) and compiles the model under the strategy, and
     fits it on ``datasets(global_batch, val_videos) -> (train, val)`` with the common
-    callbacks. Returns the Keras history of this process."""
+    callbacks; ``datasets(global_batch, val_videos, corrupt)`` gets a
+    ``pipeline.CorruptRecords`` under ``on_corrupt='skip'`` (else None), whose total is
+    printed once at the end. Returns the Keras history of this process."""
     check_resume(config)
     os.makedirs(config.model_dir, exist_ok=True)
     if is_chief():
@@ -145,7 +148,9 @@ def fit_run(config: TrainConfig, num_train: int, num_val: int,
     strategy = make_strategy(config.strategy)
     global_batch = config.batch_size * strategy.num_replicas_in_sync
     steps = steps_per_epoch(config, num_train, global_batch)
-    train_data, val_data = datasets(global_batch, min(config.val_videos or num_val, num_val))
+    corrupt = pipeline.CorruptRecords() if config.on_corrupt == "skip" else None
+    train_data, val_data = datasets(global_batch, min(config.val_videos or num_val, num_val),
+                                    corrupt)
     with strategy.scope():
         model = build()
         compile_model(model, config)
@@ -156,5 +161,7 @@ def fit_run(config: TrainConfig, num_train: int, num_val: int,
         history = model.fit(train_data, epochs=config.epochs, steps_per_epoch=steps,
                             validation_data=val_data, shuffle=False, callbacks=callbacks,
                             verbose=config.verbose)
+    if corrupt is not None and corrupt.summary():
+        print(f"warning: {corrupt.summary()}")
     checkpoints.check_diverged(callbacks, config.model_dir)
     return history

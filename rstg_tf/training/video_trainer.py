@@ -101,7 +101,8 @@ def train_video(config: VideoTrainConfig) -> keras.callbacks.History:
                          f"it out of the training list with python -m train.convert_smth "
                          f"--holdout_videos=N.") from None
 
-    def datasets(global_batch, val_videos):
+    def datasets(global_batch, val_videos, corrupt):
+        del corrupt                   # clip_dataset skips records, uncounted
         train = video_clips.clip_dataset(
             config.data_dir, "train", batch_size=global_batch, mode="train",
             config=config.clip, seed=config.seed, repeat=True, on_corrupt=config.on_corrupt)
