@@ -7,7 +7,8 @@
   stream_step      {frame: uint8 [batch, H, W, C], <state>...}
                    -> {probabilities, top_k_classes, top_k_scores, <new state>...}
 
-The streaming pair is the RSTG online mode (``RSTG.step``) with the state passed in and out
+The streaming pair is the model's online mode (``rstg_tf.models.streaming``: the model's
+own layers frame by frame, ``RSTG.step`` for the block) with the state passed in and out
 explicitly, so the server stays stateless (the MoViNet export's convention). After T steps
 the probabilities equal ``serving_default`` on the clip. Inputs are checked in the graph:
 dtype, rank and sizes by the signature, an empty batch by an assertion with a clear message.
@@ -21,6 +22,7 @@ import keras
 import tensorflow as tf
 
 from rstg_tf.models import ModelConfig
+from rstg_tf.models.streaming import StreamingClassifier
 
 
 def _check_batch(x: tf.Tensor, name: str) -> tf.Tensor:
@@ -53,12 +55,10 @@ class ServingModule(tf.Module):
         self.top_k = min(top_k, config.num_classes)
         self.class_names = (tf.constant(list(class_names)) if class_names is not None
                             else None)
-        self.backbone = model.get_layer("backbone")
-        self.classifier = model.get_layer("classifier")
-        self.block = None
+        self.stream = None
         if config.name == "rstg" and config.rstg.has_time_recurrence and \
                 config.rstg.readout in ("mean_time", "last_step"):
-            self.block = model.get_layer("rstg")
+            self.stream = StreamingClassifier(model)
         c = config
         self.video_spec = tf.TensorSpec([None, c.num_frames, *c.frame_size, c.channels],
                                         tf.uint8, name="video")
@@ -67,7 +67,7 @@ class ServingModule(tf.Module):
 
     @property
     def streams(self) -> bool:
-        return self.block is not None
+        return self.stream is not None
 
     def _outputs(self, logits: tf.Tensor) -> Dict[str, tf.Tensor]:
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
@@ -82,7 +82,7 @@ class ServingModule(tf.Module):
         return self._outputs(self.model(_check_batch(video, "video"), training=False))
 
     def state_specs(self) -> Dict[str, tf.TensorSpec]:
-        zeros = self.block.initial_state(1, dtype="float32")
+        zeros = self.stream.initial_state(1, dtype="float32")
         return {k: tf.TensorSpec([None, *v.shape[1:]], tf.float32, name=k)
                 for k, v in zeros.items()}
 
@@ -91,15 +91,14 @@ class ServingModule(tf.Module):
             batch, message="'batch' must be a positive number of streams")
         with tf.control_dependencies([assertion]):
             return {k: tf.cast(v, tf.float32)
-                    for k, v in self.block.initial_state(batch, dtype="float32").items()}
+                    for k, v in self.stream.initial_state(batch, dtype="float32").items()}
 
     def stream_step(self, inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
         frame = _check_batch(inputs["frame"], "frame")
-        state = {k: tf.cast(inputs[k], self.block.compute_dtype)
+        state = {k: tf.cast(inputs[k], self.stream.block.compute_dtype)
                  for k in self.state_specs()}
-        features = self.backbone(frame[:, None], training=False)[:, 0]
-        pooled, new_state = self.block.step(features, state, training=False)
-        outputs = self._outputs(self.classifier(pooled))
+        logits, new_state = self.stream.step(frame, state)
+        outputs = self._outputs(logits)
         outputs.update({k: tf.cast(v, tf.float32) for k, v in new_state.items()})
         return outputs
 
