@@ -1,3 +1,3 @@
-"""Measured figures for BUILD.md: ``python -m benchmarks [--quick]``."""
+"""Measured figures for docs/performance.md: ``python -m benchmarks [--quick]``."""
 
 from train import cli as _cli  # noqa: F401  (TensorFlow's CPU settings, before it loads)

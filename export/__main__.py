@@ -4,7 +4,7 @@
 
 Writes serving/rstg/<next version>/ (SavedModel with serving_default, stream_init and
 stream_step signatures, warmup requests) plus serving/models.config and
-serving/batching_parameters.txt. Serve it with the stock image (see BUILD.md).
+serving/batching_parameters.txt. Serve it with the stock image (see docs/serving.md).
 """
 
 import json

@@ -2,7 +2,8 @@
 
   python -m export.serve --export_base=serving --port=8501
 
-NOT the production server (use the tensorflow/serving image, BUILD.md): a small threaded
+NOT the production server (use the tensorflow/serving image, docs/serving.md): a small
+threaded
 HTTP server that loads the newest version of every model under --export_base with
 ``tf.saved_model.load`` and answers TF Serving's REST predict protocol for its signatures:
 

@@ -36,11 +36,12 @@ RECURRENT_SCHEDULES = ("all_temp", "one_temp", "time_only", "homogeneous")
 
 @dataclasses.dataclass(frozen=True)
 class RSTGConfig:
-    """Every option of the RSTG block (SPEC sections 1-6).
+    """Every option of the RSTG block (docs/reference_code.md §1-§6).
 
     Attributes:
       frame_size: (dim_h, dim_w) of the input frames in pixels; fixes the node rectangles
-        and so the adjacency (SPEC 1). 64x64 for SyncMNIST, 224x224 for Something-Something.
+        and so the adjacency (docs/reference_code.md §1). 64x64 for SyncMNIST, 224x224 for
+        Something-Something.
       num_scales: square grids num_scales x num_scales, ..., 1x1 (largest first).
       node_dim: node feature width, also the LSTM units and the update MLP width.
       message_dim: width of the two send-MLP layers.

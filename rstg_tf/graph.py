@@ -1,4 +1,4 @@
-"""Graph geometry of RSTG (SPEC section 1), plain NumPy, computed once per model.
+"""Graph geometry of RSTG (docs/reference_code.md §1), plain NumPy, computed once per model.
 
 Nodes live on square grids, largest first (3x3, 2x2, 1x1 for three scales), row-major
 inside a grid. Each node owns a rectangle of the input frame; two nodes are neighbours

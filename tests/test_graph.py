@@ -1,4 +1,4 @@
-"""Graph geometry (SPEC section 1) and area matrices vs tf.image.resize."""
+"""Graph geometry (docs/reference_code.md §1) and area matrices vs tf.image.resize."""
 
 import itertools
 

@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # TensorFlow turns its oneDNN CPU kernels on by itself only on CPUs with AVX-512 or AMX
 # features; on an AVX2-only CPU (such as this project's 2-core CI machine) it runs
 # Eigen's, and oneDNN's make the backbone pretraining ~2x and an All-temp train step
-# ~1.3x faster there (BUILD.md, Performance). This must happen before TensorFlow loads,
+# ~1.3x faster there (docs/performance.md). This must happen before TensorFlow loads,
 # so the train/, export/ and benchmarks/ packages import this module first;
 # TF_ENABLE_ONEDNN_OPTS=0 in the environment keeps Eigen's kernels.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")

@@ -43,11 +43,11 @@ from train.table_report import PAPER, epoch_lines, write_table
 
 SPLITS = ("train", "val", "test")
 
-# videos (train, val, test; None: the whole split), backbone: PretrainRecipe fields (rstg_tf.training.pretrain). The
-# narrow backbone sees all 60k MNIST digits: quick, twice with a cosine-decayed Adam rate
-# (2e-3 -> 0; 96.5 % single-digit test accuracy in 2.5 min on 2 cores, a third of the 6-epoch
-# recipe's time for under a point less, BUILD.md); 20k x 2 at a constant 1e-3 gave 92 %
-# and every quick row 1-8 points less.
+# videos (train, val, test; None: the whole split), backbone: PretrainRecipe fields
+# (rstg_tf.training.pretrain). The narrow backbone sees all 60k MNIST digits: quick, twice
+# with a cosine-decayed Adam rate (2e-3 -> 0; 96.05 % single-digit test accuracy in ~4 min
+# on 2 cores, about a third of the 6-epoch recipe's time for under a point less,
+# docs/training.md); 20k x 2 at a constant 1e-3 gave 92 % and every quick row 1-7 points less.
 BUDGETS = {
     "quick": {"videos": (10000, 1000, 1000),
               "backbone": dict(num_filters=32, num_images=60000, epochs=2,

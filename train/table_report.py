@@ -1,16 +1,17 @@
 """table.md and table.png of ``python -m train.table``: our rows beside the paper's.
 
-``write_table`` puts each row's test top-1 / top-5 / present pair / sync pair beside the paper's figure
-(SPEC section 9) with its parameter count and a note (at chance, collapsed, sync-blind or
-finding the pair, trained fewer epochs than planned), the sync-blind probes' line when the
-work dir has a ``probe.json``, and the paper's order checked pair by pair against test-set
-noise (``rstg_tf.training.ranking``); then a bar chart.
+``write_table`` puts each row's test top-1 / top-5 / present pair / sync pair beside the
+paper's figure (docs/reference_code.md §9) with its parameter count and a note (at chance,
+collapsed, sync-blind or finding the pair, trained fewer epochs than planned), the
+sync-blind probes' line when the work dir has a ``probe.json``, and the paper's order
+checked pair by pair against test-set noise (``rstg_tf.training.ranking``); then a bar
+chart.
 """
 
 import json
 import os
 
-PAPER = {  # SPEC section 9, Table 1 (accuracy %).
+PAPER = {  # docs/reference_code.md §9, Table 1 (accuracy %).
     3: {"mean_lstm": 77.0, "conv_lstm": 95.0, "rstg_space_only": 61.3,
         "rstg_time_only": 89.7, "rstg_homogeneous": 95.7, "rstg_one_temp": 97.0,
         "rstg_all_temp": 98.9},

@@ -1,4 +1,4 @@
-"""``simple_c2d``: the reference's SyncMNIST backbone (SPEC section 7)."""
+"""``simple_c2d``: the reference's SyncMNIST backbone (docs/reference_code.md §7)."""
 
 from __future__ import annotations
 

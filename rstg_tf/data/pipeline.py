@@ -156,7 +156,7 @@ def video_dataset(files: Sequence[str], spec: VideoRecordSpec, *, batch_size: Op
       autotune: run tf.data's autotuning model. Off by default: deleting an iterator
         waits for that model's thread, up to its optimisation period (which grows to a
         minute), and Keras 3 deletes the validation iterator at every epoch's validation,
-        so epochs on 2 cores stalled for up to ~40 s (BUILD.md, Performance). Without it,
+        so epochs on 2 cores stalled for up to ~40 s (docs/performance.md). Without it,
         AUTOTUNE parallelism stays at min(16, CPU cores) and prefetch buffers still adapt.
     """
     if on_corrupt not in ON_CORRUPT:

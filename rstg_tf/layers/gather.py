@@ -1,4 +1,4 @@
-"""Gather: each node sums its incoming messages, weighted by attention (SPEC 2)."""
+"""Gather: each node sums its messages, weighted by attention (docs/reference_code.md §2)."""
 
 from __future__ import annotations
 

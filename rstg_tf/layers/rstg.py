@@ -1,4 +1,4 @@
-"""RSTG: the Recurrent Space-time Graph block (SPEC sections 1-6), top to bottom.
+"""RSTG: the Recurrent Space-time Graph block (docs/reference_code.md §1-§6), top to bottom.
 
     features [B, T, H, W, C]
       -> nodes: area-pool each scale's cells          [T, B, N, C]   (time-major inside)

@@ -1,4 +1,4 @@
-"""SpaceStage: one round of send / gather / update on every frame's graph (SPEC 2)."""
+"""SpaceStage: one send / gather / update on every frame's graph (docs/reference_code.md §2)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Something-Something models: ResNet-50 C2D / I3D with RSTG-to-map, RSTG-to-vec or
-Non-local blocks, as the reference builds them (SPEC sections 6-8), top to bottom.
+Non-local blocks, as the reference builds them (docs/reference_code.md §6-§8), top to bottom.
 
     clip [B, T, H, W, 3] float32, normalised (x - 114.75) / 57.375
       -> stem -> res2 [-> RSTG-to-map] -> pool2 (T/2) -> res3 [-> RSTG-to-map]

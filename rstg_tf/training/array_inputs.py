@@ -2,7 +2,7 @@
 
 Under TensorFlow, Keras reads NumPy arrays and a ``keras.utils.PyDataset`` through tf.data
 pipelines that run tf.data's autotuning model, and deleting such an iterator waits for
-that model's thread: on 2 cores epoch starts stalled for 10-48 s (BUILD.md, Performance).
+that model's thread: on 2 cores epoch starts stalled for 10-48 s (docs/performance.md).
 Here they go through pipelines without it (``rstg_tf.data.pipeline``). Other backends get
 the arrays or the PyDataset as they are: Keras reads those without tf.data.
 

@@ -12,9 +12,10 @@ frame (the pair's constant offset) beyond one cell's window:
 
     mean:  the time-mean of the map, area-mean over space (RSTG's 1x1 node) -> batch
            norm -> dense(256, ReLU) -> dense(classes)
-    nodes: the time-mean of RSTG's 14 node inputs (the graph's pooling matrix, SPEC
-           section 1) -> batch norm -> the same dense(128, ReLU) per node -> mean over
-           nodes -> dense(classes)  (Space-only without message passing or time)
+    nodes: the time-mean of RSTG's 14 node inputs (the graph's pooling matrix,
+           docs/reference_code.md §1) -> batch norm -> the same dense(128, ReLU) per
+           node -> mean over nodes -> dense(classes)  (Space-only without message
+           passing or time)
     cells: every cell of every frame [T*H*W, C] -> batch norm -> dense(128, ReLU) ->
            dense(128, ReLU) -> max over cells and frames -> dense(256, ReLU) ->
            dense(classes)  (a stronger reader: each frame's own view of the digits)
