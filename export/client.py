@@ -74,6 +74,18 @@ def load_clip(video=None, tfrecord=None, num_frames=10, frame_size=64):
     return clip.astype(np.uint8)[..., None]
 
 
+def checked_inputs(inputs: dict) -> dict:
+    """The inputs as NumPy arrays, refusing what the signatures would not take: pixels
+    ('video', 'frame') must be uint8, 'batch' a positive integer."""
+    arrays = {k: np.asarray(v) for k, v in inputs.items()}
+    for key in ("video", "frame"):
+        if key in arrays and arrays[key].dtype != np.uint8:
+            raise ValueError(f"'{key}' must be uint8 pixels, not {arrays[key].dtype}")
+    if "batch" in arrays and (arrays["batch"].dtype.kind not in "iu" or arrays["batch"] < 1):
+        raise ValueError(f"'batch' must be a positive integer, not {inputs['batch']!r}")
+    return arrays
+
+
 class RestClient:
     def __init__(self, server, model_name, timeout):
         self.url = f"http://{server}/v1/models/{model_name}:predict"
@@ -81,7 +93,7 @@ class RestClient:
 
     def predict(self, signature, inputs):
         body = json.dumps({"signature_name": signature,
-                           "inputs": {k: np.asarray(v).tolist() for k, v in inputs.items()}})
+                           "inputs": {k: v.tolist() for k, v in checked_inputs(inputs).items()}})
         request = urllib.request.Request(self.url, body.encode(),
                                          {"Content-Type": "application/json"})
         try:
@@ -111,7 +123,7 @@ class GrpcClient:
         request = predict_pb2.PredictRequest()
         request.model_spec.name = self.model_name
         request.model_spec.signature_name = signature
-        for key, value in inputs.items():
+        for key, value in checked_inputs(inputs).items():
             request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
         try:
             response = self.stub.Predict(request, self.timeout)

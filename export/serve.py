@@ -12,14 +12,22 @@ HTTP server that loads the newest version of every model under --export_base wit
        {"signature_name": "...", "inputs": {...}}     -> {"outputs": {...}}
   GET  /v1/models/<name>                               -> version status
 
-Bad JSON, wrong shapes or dtypes -> 400, unknown model or signature -> 404, each with TF
-Serving's {"error": "..."} body; the server keeps serving. Binds to 127.0.0.1 by default.
+Every bad request gets an answer with TF Serving's {"error": "..."} body and the server
+keeps serving: bad JSON, a bad Content-Length, values a cast would change (floats or
+booleans for uint8, out-of-range integers), wrong shapes, and the model's own checks (an
+empty batch, a state that does not fit the frame) -> 400 with the line that says what is
+wrong; unknown model or signature -> 404. Limits (``ServerLimits``, flags below): a batch
+over --max_batch -> 400, a body over --max_body_mb -> 413, a connection silent for
+--read_timeout_s -> 408 and closed. Binds to 127.0.0.1 by default.
 """
 
+import dataclasses
 import json
 import os
 import re
+import socket
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -30,6 +38,12 @@ from train import cli
 flags.DEFINE_string("export_base", None, "Directory with <model_name>/<version>/ exports.")
 flags.DEFINE_string("host", "127.0.0.1", "Interface to bind (127.0.0.1: this machine only).")
 flags.DEFINE_integer("port", 8501, "Port.", lower_bound=0, upper_bound=65535)
+flags.DEFINE_integer("max_batch", 64, "Most clips, frames or streams in one request.",
+                     lower_bound=1)
+flags.DEFINE_float("max_body_mb", 32.0, "Largest request body, in MiB (a 10 x 64 x 64 clip is "
+                   "~0.1 MiB of JSON).", lower_bound=0.001)
+flags.DEFINE_float("read_timeout_s", 30.0, "Seconds a connection may stay silent (a slow "
+                   "body, an idle keep-alive) before the server closes it.", lower_bound=0.01)
 flags.mark_flag_as_required("export_base")
 
 _PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?"
@@ -40,6 +54,100 @@ class RequestError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
+
+
+def _bad(message: str) -> RequestError:
+    return RequestError(HTTPStatus.BAD_REQUEST, message)
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerLimits:
+    """What one request may ask of the server (beyond a limit: 400, or 413 for the body).
+
+    Attributes:
+      max_batch: the most clips (frames, streams) in one request; also the largest
+        ``stream_init`` batch.
+      max_body_bytes: the largest request body (its declared Content-Length).
+      read_timeout_s: how long a connection may stay silent (a body sent too slowly, an
+        idle keep-alive connection) before the server gives up on it.
+    """
+    max_batch: int = 64
+    max_body_bytes: int = 32 << 20
+    read_timeout_s: float = 30.0
+
+    def __post_init__(self):
+        for name in ("max_batch", "max_body_bytes", "read_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"ServerLimits.{name} must be positive, got "
+                                 f"{getattr(self, name)!r}")
+
+
+def _has_bool(value) -> bool:
+    """Whether a JSON value (nested lists) holds a boolean (NumPy would read True as 1)."""
+    if isinstance(value, list):
+        if value and not isinstance(value[0], list):
+            return any(v is True or v is False for v in value)
+        return any(_has_bool(v) for v in value)
+    return value is True or value is False
+
+
+def _to_array(value, spec, name: str, max_batch: int):
+    """A request's JSON value -> a NumPy array of the signature's dtype, refusing what a
+    cast would change (floats or booleans for integers, values out of the dtype's range),
+    ragged lists, a batch over ``max_batch`` and shapes the signature does not take."""
+    import numpy as np
+
+    dtype = np.dtype(spec.dtype.as_numpy_dtype)
+    try:
+        array = np.asarray(value)
+    except (ValueError, OverflowError) as e:
+        raise _bad(f"input '{name}' is not a rectangular array of numbers: {e}") from None
+    kinds = {"i": "iu", "u": "iu", "f": "iuf", "b": "b"}.get(dtype.kind, "USO")
+    if array.dtype.kind not in kinds or (dtype.kind != "b" and _has_bool(value)):
+        found = {"f": "a non-integer number", "U": "a string",
+                 "O": "values that are not numbers of one kind (or integers over 64 bits)"
+                 }.get(array.dtype.kind, "a boolean")
+        raise _bad(f"input '{name}' takes {spec.dtype.name} values; the request has {found}")
+    if dtype.kind in "iu" and array.size:
+        info, low, high = np.iinfo(dtype), array.min(), array.max()
+        if low < info.min or high > info.max:
+            raise _bad(f"input '{name}' takes {spec.dtype.name} values in [{info.min}, "
+                       f"{info.max}]; the request has values in [{low}, {high}]")
+    batched = spec.shape.rank and spec.shape[0] is None and array.ndim >= 1
+    if batched and array.shape[0] > max_batch:
+        raise _bad(f"input '{name}' has a batch of {array.shape[0]}; this server takes at "
+                   f"most {max_batch} (--max_batch)")
+    if name == "batch" and array.ndim == 0 and dtype.kind in "iu" and array > max_batch:
+        raise _bad(f"'batch' asks for {int(array)} streams; this server takes at most "
+                   f"{max_batch} (--max_batch)")
+    if not spec.shape.is_compatible_with(array.shape):
+        raise _bad(f"input '{name}' has shape {list(array.shape)}; the signature expects "
+                   f"{spec.shape.as_list()} (None: any size)")
+    return array.astype(dtype)
+
+
+_NOISE = re.compile(r"\[\[.*?\]\]|\[Op:[^\]]*\]")
+_ASSERTION = re.compile(r"assertion failed: \[(?P<message>.*?)\] \[Condition [^\]]*\]"
+                        r"(?P<data>.*)")
+
+
+def model_error_message(error) -> str:
+    """The line of a TF runtime error that says what is wrong: an assertion's own message
+    with the values it saw, or the op's complaint ("Incompatible shapes: ..."), without
+    TF's node names and call-site trace."""
+    text = getattr(error, "message", None) or str(error)
+    lines = [_NOISE.sub("", line).strip() for line in text.splitlines()]
+    lines = [line for line in lines if line and not line.startswith(
+        ("Graph execution error", "Detected at node", "<stack traces", "File \""))]
+    if not lines:
+        return type(error).__name__
+    line = lines[-1]
+    match = _ASSERTION.search(line)
+    if match:
+        message = match["message"].replace("\\'", "'").strip().rstrip(".")
+        values = re.findall(r"= \] \[([^\]]*)\]", match["data"])
+        return f"{message} (got {', '.join(values)})" if values else message
+    return line
 
 
 class ModelStore:
@@ -70,21 +178,18 @@ class ModelStore:
                     os.path.join(root, str(version)))
         return version, self._loaded[(name, version)]
 
+    def signature(self, name: str, version, signature_name: str):
+        """The concrete function serving ``signature_name`` of a model (404 if none)."""
+        _, model = self.get(name, version)
+        if signature_name not in model.signatures:
+            raise RequestError(HTTPStatus.NOT_FOUND, f"Serving signature name: "
+                               f"\"{signature_name}\" not found in signature def")
+        return model.signatures[signature_name]
 
-def _to_tensor(value, spec, name):
-    import numpy as np
-    import tensorflow as tf
-
-    try:
-        array = np.asarray(value, dtype=spec.dtype.as_numpy_dtype)
-    except (TypeError, ValueError) as e:
-        raise RequestError(HTTPStatus.BAD_REQUEST,
-                           f"input '{name}' is not {spec.dtype.name}: {e}") from None
-    if not spec.shape.is_compatible_with(array.shape):
-        raise RequestError(HTTPStatus.BAD_REQUEST,
-                           f"input '{name}' has shape {list(array.shape)}; the signature "
-                           f"expects {spec.shape.as_list()} (None: any size)")
-    return tf.constant(array)
+    def input_spec(self, name: str, signature_name: str, input_name: str):
+        """The ``tf.TensorSpec`` of one input of a signature of the newest version."""
+        function = self.signature(name, None, signature_name)
+        return function.structured_input_signature[1][input_name]
 
 
 def _jsonable(value):
@@ -96,16 +201,15 @@ def _jsonable(value):
     return array.tolist()
 
 
-def predict(store: ModelStore, name: str, version, body: dict) -> dict:
+def predict(store: ModelStore, name: str, version, body: dict,
+            limits: ServerLimits = ServerLimits()) -> dict:
     """TF Serving's REST predict for one request body."""
     import tensorflow as tf
 
-    _, model = store.get(name, version)
     signature_name = body.get("signature_name", "serving_default")
-    if signature_name not in model.signatures:
-        raise RequestError(HTTPStatus.NOT_FOUND, f"Serving signature name: "
-                           f"\"{signature_name}\" not found in signature def")
-    function = model.signatures[signature_name]
+    if not isinstance(signature_name, str):
+        raise _bad(f"'signature_name' must be a string, not {signature_name!r}")
+    function = store.signature(name, version, signature_name)
     specs = function.structured_input_signature[1]
     if ("instances" in body) == ("inputs" in body):
         raise RequestError(HTTPStatus.BAD_REQUEST, "Missing 'inputs' or 'instances' key "
@@ -133,12 +237,12 @@ def predict(store: ModelStore, name: str, version, body: dict) -> dict:
     if missing or extra:
         raise RequestError(HTTPStatus.BAD_REQUEST, f"inputs must be {sorted(specs)}; "
                            f"missing {missing}, unexpected {extra}")
-    tensors = {k: _to_tensor(inputs[k], specs[k], k) for k in specs}
+    tensors = {k: tf.constant(_to_array(inputs[k], specs[k], k, limits.max_batch))
+               for k in specs}
     try:
         outputs = function(**tensors)
     except (tf.errors.InvalidArgumentError, ValueError, TypeError) as e:
-        message = getattr(e, "message", str(e)).strip().splitlines()
-        raise RequestError(HTTPStatus.BAD_REQUEST, message[-1] if message else str(e))
+        raise _bad(model_error_message(e)) from None
     outputs = {k: _jsonable(v) for k, v in outputs.items()}
     if not row_format:
         return {"outputs": outputs}
@@ -156,17 +260,40 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
 
-def make_server(export_base: str, host: str = "127.0.0.1", port: int = 8501):
+def _content_length(headers, limit: int) -> int:
+    raw = headers.get("Content-Length")
+    if raw is None:
+        raise _bad("the request has no Content-Length; send the JSON body with its length")
+    try:
+        length = int(raw)
+    except ValueError:
+        raise _bad(f"Content-Length {raw!r} is not a number of bytes") from None
+    if length < 0:
+        raise _bad(f"Content-Length {length} is negative")
+    if length > limit:
+        raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                           f"the request body of {length} bytes is over this server's limit "
+                           f"of {limit} bytes (--max_body_mb)")
+    return length
+
+
+def make_server(export_base: str, host: str = "127.0.0.1", port: int = 8501,
+                limits: ServerLimits = ServerLimits()):
+    """A ``ThreadingHTTPServer`` answering TF Serving's REST API for the models under
+    ``export_base`` (``server.store``: their ``ModelStore``); call ``serve_forever``."""
     store = ModelStore(export_base)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = limits.read_timeout_s     # the socket's: a silent client times out
 
         def _reply(self, status, payload):
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(data)
 
@@ -177,44 +304,92 @@ def make_server(export_base: str, host: str = "127.0.0.1", port: int = 8501):
                                    f"{self.command} {self.path}")
             return match
 
-        def do_GET(self):  # noqa: N802 (http.server's naming)
+        def _answer(self, respond):
+            """Replies with ``respond()``'s payload, or an error body for any failure:
+            every request gets an answer."""
             try:
+                self._reply(HTTPStatus.OK, respond())
+                return
+            except RequestError as e:
+                self._reply(e.status, {"error": str(e)})
+            except TimeoutError:
+                self.close_connection = True
+                self._reply(HTTPStatus.REQUEST_TIMEOUT, {"error": "the request body did not "
+                            f"arrive within {limits.read_timeout_s:g} s (--read_timeout_s)"})
+            except Exception as e:       # a bug or an exhausted resource: still an answer
+                self.log_error("internal error: %r", e)
+                self._reply(HTTPStatus.INTERNAL_SERVER_ERROR,
+                            {"error": f"internal error: {type(e).__name__}: "
+                                      f"{model_error_message(e)}"})
+            if self.close_connection:
+                self._drain()
+
+        def _drain(self, seconds=1.0, most=1 << 20):
+            """After an error reply on a connection whose body was not read: reads what
+            the client still sends (up to ``most`` bytes or ``seconds``), so closing the
+            socket does not reset the connection before the client reads the reply."""
+            try:
+                self.connection.shutdown(socket.SHUT_WR)
+                self.connection.settimeout(0.2)
+                deadline, total = time.monotonic() + seconds, 0
+                while time.monotonic() < deadline and total < most:
+                    chunk = self.connection.recv(65536)
+                    if not chunk:
+                        break
+                    total += len(chunk)
+            except OSError:
+                pass
+
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            def status():
                 match = self._route()
                 version, _ = store.get(match["name"], match["version"])
-                self._reply(HTTPStatus.OK, {"model_version_status": [
+                return {"model_version_status": [
                     {"version": str(version), "state": "AVAILABLE",
-                     "status": {"error_code": "OK", "error_message": ""}}]})
-            except RequestError as e:
-                self._reply(e.status, {"error": str(e)})
+                     "status": {"error_code": "OK", "error_message": ""}}]}
+            self._answer(status)
+
+        def _predict(self):
+            # the body is read (or the connection closed) before any other check, so an
+            # unread body is never taken for the next request
+            keep_alive, self.close_connection = not self.close_connection, True
+            length = _content_length(self.headers, limits.max_body_bytes)
+            data = self.rfile.read(length)
+            if len(data) < length:
+                raise _bad(f"the body ended after {len(data)} of its {length} bytes")
+            self.close_connection = not keep_alive
+            match = self._route()
+            if not match["verb"]:
+                raise RequestError(HTTPStatus.NOT_FOUND, "only :predict is supported")
+            try:
+                body = json.loads(data or b"null")
+            except ValueError as e:
+                raise _bad(f"JSON Parse error: {e}") from None
+            if not isinstance(body, dict):
+                raise _bad("the request body must be a JSON object")
+            return predict(store, match["name"], match["version"], body, limits)
 
         def do_POST(self):  # noqa: N802
-            try:
-                match = self._route()
-                if not match["verb"]:
-                    raise RequestError(HTTPStatus.NOT_FOUND, "only :predict is supported")
-                length = int(self.headers.get("Content-Length") or 0)
-                try:
-                    body = json.loads(self.rfile.read(length) or b"null")
-                except ValueError as e:
-                    raise RequestError(HTTPStatus.BAD_REQUEST, f"JSON Parse error: {e}")
-                if not isinstance(body, dict):
-                    raise RequestError(HTTPStatus.BAD_REQUEST, "the request body must be "
-                                       "a JSON object")
-                self._reply(HTTPStatus.OK, predict(store, match["name"], match["version"],
-                                                   body))
-            except RequestError as e:
-                self._reply(e.status, {"error": str(e)})
+            self._answer(self._predict)
 
         def log_message(self, *args):  # quiet
             pass
 
-    return _Server((host, port), Handler)
+    server = _Server((host, port), Handler)
+    server.store = store
+    return server
+
+
+def limits_from_flags() -> ServerLimits:
+    f = flags.FLAGS
+    return ServerLimits(max_batch=f.max_batch, max_body_bytes=int(f.max_body_mb * 2 ** 20),
+                        read_timeout_s=f.read_timeout_s)
 
 
 def main(argv):
     del argv
     f = flags.FLAGS
-    server = make_server(f.export_base, f.host, f.port)
+    server = make_server(f.export_base, f.host, f.port, limits_from_flags())
     host, port = server.server_address[:2]
     print(f"development server (not TF Serving) on http://{host}:{port}/v1/models/...",
           flush=True)

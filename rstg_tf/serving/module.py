@@ -11,7 +11,8 @@ The streaming pair is the model's online mode (``rstg_tf.models.streaming``: the
 own layers frame by frame, ``RSTG.step`` for the block) with the state passed in and out
 explicitly, so the server stays stateless (the MoViNet export's convention). After T steps
 the probabilities equal ``serving_default`` on the clip. Inputs are checked in the graph:
-dtype, rank and sizes by the signature, an empty batch by an assertion with a clear message.
+dtype, rank and sizes by the signature; an empty batch, and a state whose batch is not the
+frame's, by assertions with a clear message (TF Serving users get them too).
 """
 
 from __future__ import annotations
@@ -95,8 +96,14 @@ class ServingModule(tf.Module):
 
     def stream_step(self, inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
         frame = _check_batch(inputs["frame"], "frame")
-        state = {k: tf.cast(inputs[k], self.stream.block.compute_dtype)
-                 for k in self.state_specs()}
+        # a state of another batch would broadcast or fail deep in the graph: refuse it here
+        checks = [tf.debugging.assert_equal(
+            tf.shape(inputs[k])[0], tf.shape(frame)[0],
+            message=f"state '{k}' and 'frame' differ in batch size (state vs frame)")
+            for k in self.state_specs()]
+        with tf.control_dependencies(checks):
+            state = {k: tf.cast(inputs[k], self.stream.block.compute_dtype)
+                     for k in self.state_specs()}
         logits, new_state = self.stream.step(frame, state)
         outputs = self._outputs(logits)
         outputs.update({k: tf.cast(v, tf.float32) for k, v in new_state.items()})

@@ -1,12 +1,14 @@
-"""SavedModel export for TF Serving: signatures, equality with Keras, streaming, input
-checks, core-TF ops only, warmup, versions, the development server and the client."""
+"""SavedModel export for TF Serving and serving it: signatures, equality with Keras,
+streaming, input checks in the graph, core-TF ops only, warmup, versions; the development
+server's answers to every kind of bad request (one table), its limits, a load test; the
+REST and gRPC clients."""
 
 import concurrent.futures
 import json
 import os
 import re
 import threading
-import urllib.error
+import time
 import urllib.request
 
 import keras
@@ -14,6 +16,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from export.load_test import run_load, send
+from export.serve import ServerLimits, make_server
 from rstg_tf.config import RSTGConfig
 from rstg_tf.models import ModelConfig, build_model
 from rstg_tf.serving.saved_model import WARMUP_FILE, export_saved_model
@@ -187,9 +191,19 @@ def test_half_precision_weights_export(tmp_path, dtype):
     assert sorted(os.listdir(tmp_path / "m")) == ["1"]
 
 
+def _state(path, batch):
+    """Zero state of ``batch`` streams, shaped as stream_step's signature takes it."""
+    specs = tf.saved_model.load(str(path)).signatures["stream_step"] \
+        .structured_input_signature[1]
+    return {k: np.zeros([batch, *v.shape[1:]], np.float32) for k, v in specs.items()
+            if k != "frame"}
+
+
 def test_bad_inputs_get_clear_errors(exported):
+    """In the signatures themselves, so TF Serving users get the same checks."""
     _, path = exported
-    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    loaded = tf.saved_model.load(str(path))
+    serve = loaded.signatures["serving_default"]
     with pytest.raises(tf.errors.InvalidArgumentError, match="empty batch"):
         serve(video=tf.zeros((0, T, 64, 64, 1), tf.uint8))
     for bad in (tf.zeros((1, T, 64, 64, 1), tf.float32),       # dtype
@@ -198,71 +212,169 @@ def test_bad_inputs_get_clear_errors(exported):
                 tf.zeros((1, T + 1, 64, 64, 1), tf.uint8)):     # frames
         with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError)):
             serve(video=bad)
+    step = loaded.signatures["stream_step"]
+    for frames, states in ((1, 2), (2, 1), (2, 3)):           # the batches must agree
+        state = {k: tf.constant(v) for k, v in _state(path, states).items()}
+        with pytest.raises(tf.errors.InvalidArgumentError,
+                           match=f"differ in batch size.*\\[{states}\\].*\\[{frames}\\]"):
+            step(frame=tf.zeros((frames, 64, 64, 1), tf.uint8), **state)
+
+
+LIMITS = ServerLimits(max_batch=8, max_body_bytes=2 << 20, read_timeout_s=1.0)
 
 
 @pytest.fixture(scope="module")
 def server(exported):
-    from export.serve import make_server
-
     base, _ = exported
-    httpd = make_server(str(base), "127.0.0.1", 0)
+    httpd = make_server(str(base), "127.0.0.1", 0, LIMITS)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield f"127.0.0.1:{httpd.server_address[1]}"
+    yield httpd.server_address[:2]
     httpd.shutdown()
     httpd.server_close()
 
 
-def _post(server, path, body, raw=False):
-    data = body if raw else json.dumps(body).encode()
-    request = urllib.request.Request(f"http://{server}{path}", data,
-                                     {"Content-Type": "application/json"})
+def _post(address, path, body, headers=None):
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    status, payload, _ = send(address, path, data, headers)
+    return status, payload
+
+
+PREDICT = "/v1/models/rstg:predict"
+CLIP = np.zeros((1, T, 64, 64, 1), int)
+
+
+def _clip_with(value):
+    clip = CLIP.tolist()
+    clip[0][0][0][0][0] = value
+    return {"instances": clip}
+
+
+def _init(batch):
+    return {"signature_name": "stream_init", "inputs": {"batch": batch}}
+
+
+# (case, path, body (bytes: sent as is), extra headers, status, fragment of the error)
+BAD_REQUESTS = [
+    ("bad JSON", PREDICT, b"{not json", {}, 400, "JSON Parse error"),
+    ("not an object", PREDICT, [1, 2], {}, 400, "must be a JSON object"),
+    ("no inputs", PREDICT, {"signature_name": "serving_default"}, {}, 400,
+     "Missing 'inputs' or 'instances'"),
+    ("empty instances", PREDICT, {"instances": []}, {}, 400, "non-empty list"),
+    ("uint8 300", PREDICT, {"instances": [300]}, {}, 400, "values in [0, 255]"),
+    ("uint8 -1", PREDICT, {"instances": [-1]}, {}, 400, "values in [0, 255]"),
+    ("uint8 0.5", PREDICT, _clip_with(0.5), {}, 400, "a non-integer number"),
+    ("uint8 7.9", PREDICT, _clip_with(7.9), {}, 400, "a non-integer number"),
+    ("uint8 true", PREDICT, _clip_with(True), {}, 400, "a boolean"),
+    ("uint8 all false", PREDICT, {"instances": np.zeros((1, T, 64, 64, 1), bool).tolist()},
+     {}, 400, "a boolean"),
+    ("uint8 null", PREDICT, _clip_with(None), {}, 400, "not numbers"),
+    ("uint8 2**70", PREDICT, _clip_with(2 ** 70), {}, 400, "integers over 64 bits"),
+    ("ragged", PREDICT, {"instances": [[1, 2], [3]]}, {}, 400, "rectangular"),
+    ("wrong shape", PREDICT, {"instances": np.zeros((1, T, 8, 8, 1), int).tolist()}, {},
+     400, "has shape [1, 4, 8, 8, 1]"),
+    ("batch over the limit", PREDICT, {"instances": np.zeros((9, 1), int).tolist()}, {},
+     400, "has a batch of 9; this server takes at most 8"),
+    ("unknown model", "/v1/models/nope:predict", {"instances": CLIP.tolist()}, {}, 404,
+     "Servable not found"),
+    ("unknown version", "/v1/models/rstg/versions/7:predict", {"instances": CLIP.tolist()},
+     {}, 404, "Specific(rstg, 7)"),
+    ("unknown signature", PREDICT, {"signature_name": "nope", "instances": [1]}, {}, 404,
+     "not found in signature def"),
+    ("signature not a string", PREDICT, {"signature_name": 3, "instances": [1]}, {}, 400,
+     "must be a string"),
+    ("not :predict", "/v1/models/rstg", {"instances": [1]}, {}, 404, "only :predict"),
+    ("malformed path", "/v2/nope", {}, {}, 404, "Malformed request"),
+    ("init batch 0", PREDICT, _init(0), {}, 400,
+     "'batch' must be a positive number of streams (got 0)"),
+    ("init batch 2**31", PREDICT, _init(2 ** 31), {}, 400, "values in [-2147483648"),
+    ("init batch 2**31 - 1", PREDICT, _init(2 ** 31 - 1), {}, 400,
+     "asks for 2147483647 streams; this server takes at most 8"),
+    ("init batch 1.5", PREDICT, _init(1.5), {}, 400, "a non-integer number"),
+    ("init batch true", PREDICT, _init(True), {}, 400, "a boolean"),
+    ("Content-Length abc", PREDICT, {"instances": [1]}, {"Content-Length": "abc"}, 400,
+     "Content-Length 'abc' is not a number"),
+    ("Content-Length -5", PREDICT, {"instances": [1]}, {"Content-Length": "-5"}, 400,
+     "negative"),
+    ("body over the limit", PREDICT, {"instances": [1]}, {"Content-Length": str(3 << 20)},
+     413, "over this server's limit of 2097152 bytes"),
+]
+
+
+@pytest.mark.parametrize("case,path,body,headers,status,fragment", BAD_REQUESTS,
+                         ids=[c[0] for c in BAD_REQUESTS])
+def test_bad_requests_get_a_clear_answer(server, case, path, body, headers, status,
+                                         fragment):
+    got, payload = _post(server, path, body, headers)
+    assert (got, fragment in payload.get("error", "")) == (status, True), payload
+
+
+@pytest.mark.parametrize("frames,states", [(1, 2), (2, 1), (2, 3)])
+def test_stream_step_refuses_a_state_of_another_batch(server, exported, frames, states):
+    _, path = exported
+    state = {k: v.tolist() for k, v in _state(path, states).items()}
+    status, payload = _post(server, PREDICT, {"signature_name": "stream_step", "inputs": {
+        "frame": np.zeros((frames, 64, 64, 1), int).tolist(), **state}})
+    assert status == 400, payload
+    assert re.fullmatch(r"state '\w+' and 'frame' differ in batch size \(state vs frame\) "
+                        rf"\(got {states}, {frames}\)", payload["error"]), payload
+
+
+def test_a_silent_client_gets_408_and_the_server_goes_on(server):
+    """A body declared at 1 kB of which 2 bytes arrive: answered after read_timeout_s."""
+    start = time.monotonic()
+    status, payload = _post(server, PREDICT, b"{}", {"Content-Length": "1000"})
+    assert status == 408 and "did not arrive within 1 s" in payload["error"]
+    assert time.monotonic() - start < 10
+    assert _post(server, PREDICT, _init(2))[0] == 200
+
+
+def test_a_good_request_after_bad_ones_on_one_connection(server):
+    """Keep-alive: an error answer leaves the connection usable when the body was read."""
+    import http.client
+
+    connection = http.client.HTTPConnection(*server, timeout=30)
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+        for body, expected in ((b"[1]", 400), (json.dumps(_init(3)).encode(), 200)):
+            connection.request("POST", PREDICT, body, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            assert response.status == expected, response.read()
+            response.read()
+    finally:
+        connection.close()
 
 
-def test_dev_server_under_concurrent_good_and_bad_requests(server, trained_dir):
+def test_load_good_answers_and_4xx_under_concurrency(exported, trained_dir):
+    """200 requests, a third malformed, 16 threads: every good one gets the lone answer
+    (which equals Keras), every bad one a 4xx, all within the time limit."""
+    base, _ = exported
     _, model = trained_dir
-    clips = _clips(4, seed=3)
+    result = run_load(str(base), requests=200, malformed=1 / 3, concurrency=16, clips=2,
+                      time_limit_s=120, limits=LIMITS)
+    assert result["failures"] == [], result["failures"][:5]
+    assert result["malformed"] == 66 and result["good"]["count"] == 134
+    assert result["malformed_answers"]["count"] == 66
+    clip = np.random.default_rng(0).integers(0, 256, (T, 64, 64, 1), dtype=np.uint8)
+    expected = tf.nn.softmax(model(clip[None])).numpy()[0]
+    np.testing.assert_allclose(result["answers"][0]["probabilities"], expected, atol=1e-5)
+
+
+def test_good_requests_in_both_formats_and_the_status(server, trained_dir):
+    _, model = trained_dir
+    clips = _clips(3, seed=3)
     expected = tf.nn.softmax(model(clips)).numpy()
-    good = {"instances": clips[:1].tolist()}
-    cases = []
-    for i in range(100):
-        kind = ["good", "good", "good", "bad_json", "bad_shape", "unknown_model",
-                "bad_signature", "empty"][i % 8]
-        cases.append(kind)
-
-    def send(kind):
-        if kind == "good":
-            return kind, _post(server, "/v1/models/rstg:predict", good)
-        if kind == "bad_json":
-            return kind, _post(server, "/v1/models/rstg:predict", b"{not json", raw=True)
-        if kind == "bad_shape":
-            return kind, _post(server, "/v1/models/rstg:predict",
-                               {"instances": np.zeros((1, T, 8, 8, 1), int).tolist()})
-        if kind == "unknown_model":
-            return kind, _post(server, "/v1/models/nope:predict", good)
-        if kind == "bad_signature":
-            return kind, _post(server, "/v1/models/rstg:predict",
-                               {"signature_name": "nope", **good})
-        return kind, _post(server, "/v1/models/rstg:predict", {"instances": []})
-
-    with concurrent.futures.ThreadPoolExecutor(16) as pool:  # more than the default backlog
-        results = list(pool.map(send, cases))
-    for kind, (status, body) in results:
-        if kind == "good":
-            assert status == 200, body
-            np.testing.assert_allclose(body["predictions"][0]["probabilities"], expected[0],
-                                       atol=1e-5)
-        else:
-            assert status in (400, 404) and "error" in body, (kind, status, body)
-            assert status == (404 if kind in ("unknown_model", "bad_signature") else 400)
-    status, body = _post(server, "/v1/models/rstg:predict", {"inputs": {"video": clips.tolist()}})
-    assert status == 200 and np.allclose(body["outputs"]["probabilities"], expected, atol=1e-5)
-    with urllib.request.urlopen(f"http://{server}/v1/models/rstg", timeout=30) as r:
+    status, rows = _post(server, PREDICT, {"instances": clips.tolist()})
+    assert status == 200 and len(rows["predictions"]) == 3
+    np.testing.assert_allclose([r["probabilities"] for r in rows["predictions"]], expected,
+                               atol=1e-5)
+    status, columns = _post(server, "/v1/models/rstg/versions/1:predict",
+                            {"inputs": {"video": clips.tolist()}})
+    assert status == 200
+    np.testing.assert_allclose(columns["outputs"]["probabilities"], expected, atol=1e-5)
+    status, state = _post(server, PREDICT, _init(8))         # the limit itself is allowed
+    assert status == 200 and {len(v) for v in state["outputs"].values()} == {8}
+    with urllib.request.urlopen(f"http://{server[0]}:{server[1]}/v1/models/rstg",
+                                timeout=30) as r:
         assert json.loads(r.read())["model_version_status"][0]["state"] == "AVAILABLE"
 
 
@@ -271,7 +383,7 @@ def test_dev_server_accepts_a_burst_of_connections(server):
     body = {"signature_name": "serving_default", "no_inputs": [0] * 100_000}
 
     def status(_):
-        return _post(server, "/v1/models/rstg:predict", body)[0]
+        return _post(server, PREDICT, body)[0]
     with concurrent.futures.ThreadPoolExecutor(64) as pool:
         assert set(pool.map(status, range(640))) == {400}
 
@@ -279,7 +391,7 @@ def test_dev_server_accepts_a_burst_of_connections(server):
 def test_client_rest_clip_and_stream(server, tmp_path):
     clip = _clips(1, seed=4)[0]
     np.save(tmp_path / "clip.npy", clip)
-    common = ["-m", "export.client", f"--server={server}", "--model_name=rstg",
+    common = ["-m", "export.client", f"--server={server[0]}:{server[1]}", "--model_name=rstg",
               f"--video={tmp_path / 'clip.npy'}", f"--num_frames={T}"]
     result = run_python(common)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -334,3 +446,27 @@ def test_client_grpc_against_a_prediction_service(exported, tmp_path):
         assert last.split(": ", 1)[1] == clip_run.stdout.split(": ", 1)[1].strip()
     finally:
         grpc_server.stop(None)
+
+
+def test_the_client_never_sends_what_the_signatures_refuse():
+    code = """
+import numpy as np
+from export.client import checked_inputs
+ok = checked_inputs({"frame": np.zeros((1, 2, 2, 1), np.uint8), "batch": np.int32(2)})
+print(sorted(ok), ok["frame"].dtype)
+for bad in ({"video": np.full((1, 1), 0.5)}, {"frame": np.zeros((1, 1), bool)},
+            {"batch": 0}, {"batch": 1.5}):
+    try:
+        checked_inputs(bad)
+        print("accepted", bad)
+    except ValueError as e:
+        print("refused:", e)
+"""
+    result = run_python(["-c", code])
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "['batch', 'frame'] uint8"
+    assert lines[1:] == ["refused: 'video' must be uint8 pixels, not float64",
+                         "refused: 'frame' must be uint8 pixels, not bool",
+                         "refused: 'batch' must be a positive integer, not 0",
+                         "refused: 'batch' must be a positive integer, not 1.5"], lines
