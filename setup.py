@@ -22,7 +22,8 @@ setup(
         "keras>=3.15,<3.16",
         "numpy>=1.26,<3",
         "absl-py>=2.1",         # Flags of the train/export programs.
-        "opencv-python-headless>=4.9",  # PNG frames, previews (PNG/GIF), plots; no display.
+        "opencv-python-headless>=4.9",  # PNG frames, previews (PNG/GIF); no display.
+        "matplotlib>=3.8",      # Plots (rstg_tf/plots.py, Agg canvas); imported lazily.
         "tensorboard>=2.20",    # Keras' TensorBoard callback (TF 2.21 no longer pulls it in).
     ],
     extras_require={

@@ -1,50 +1,97 @@
-"""Small PNG charts drawn with OpenCV (no plotting dependency): lines, bars, heatmaps."""
+"""PNG charts on matplotlib: lines (learning curves, benchmark scaling), grouped bars
+(Table 1) and row-normalised heatmaps (confusion matrices).
+
+Each chart is a ``matplotlib.figure.Figure`` on its own Agg canvas: no pyplot state and no
+``matplotlib.use``, so it is headless and safe in threads. matplotlib is imported only when
+a chart is drawn (importing this module does not need it); without it, drawing raises an
+ImportError that says how to install it. The ``_*_figure`` functions build the figures
+(tests inspect them); the public ones write them as PNG, atomically.
+"""
 
 from __future__ import annotations
 
+import io
 from typing import Dict, Optional, Sequence
 
-import cv2
 import numpy as np
 
 from rstg_tf.data.atomic import atomic_write_bytes
 
-_FONT = cv2.FONT_HERSHEY_SIMPLEX
-_COLOURS = [(180, 119, 31), (14, 127, 255), (44, 160, 44), (40, 39, 214), (189, 103, 148),
-            (75, 86, 140), (194, 119, 227), (127, 127, 127), (34, 189, 188),
-            (207, 190, 23)]   # BGR, matplotlib's tab10
-_INK, _GRID = (30, 30, 30), (225, 225, 225)
+_DPI = 100
 
 
-def _save(image: np.ndarray, path: str) -> str:
-    ok, png = cv2.imencode(".png", image)
-    if not ok:
-        raise RuntimeError(f"could not encode {path}.")
-    atomic_write_bytes(path, png.tobytes())
+def _figure(width: int, height: int):
+    """An empty Figure of ``width`` x ``height`` pixels on an Agg canvas."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as error:
+        raise ImportError("rstg_tf.plots draws with matplotlib: pip install matplotlib") \
+            from error
+    figure = Figure(figsize=(width / _DPI, height / _DPI), dpi=_DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _colour(k: int):
+    from matplotlib import colormaps
+    return colormaps["tab10"](k % 10)
+
+
+def _save(figure, path: str) -> str:
+    buffer = io.BytesIO()
+    figure.canvas.print_png(buffer)
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 
-def _put(image, text, origin, scale=0.45, colour=_INK, thickness=1):
-    cv2.putText(image, str(text), (int(origin[0]), int(origin[1])), _FONT, scale, colour,
-                thickness, cv2.LINE_AA)
+def _levels(ax, levels: Optional[Dict[str, float]], outside: bool) -> None:
+    """Dashed lines at ``levels``' values, each labelled at the right edge of the axes
+    (inside, above its line; ``outside``: beside it). Draw everything else first: the
+    layout is settled here, and a label that would overlap the one above moves down."""
+    texts = []
+    for label, value in sorted((levels or {}).items(), key=lambda item: -item[1]):
+        ax.axhline(value, linestyle="--", linewidth=1, color="0.3")
+        texts.append(ax.annotate(label, (1, value), xycoords=ax.get_yaxis_transform(),
+                                 xytext=(4, 0) if outside else (-4, 2),
+                                 textcoords="offset points", fontsize=8,
+                                 ha="left" if outside else "right",
+                                 va="center" if outside else "bottom"))
+    if not texts:
+        return
+    figure = ax.get_figure()
+    figure.draw_without_rendering()
+    renderer = figure.canvas.get_renderer()
+    floor = np.inf                                       # bottom of the label above, px
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        drop = max(0.0, box.y1 - floor + 2)
+        text.xyann = (text.xyann[0], text.xyann[1] - drop * 72 / figure.dpi)
+        floor = box.y0 - drop
 
 
-def _frame(title: str, size=(900, 560)):
-    width, height = size
-    image = np.full((height, width, 3), 255, np.uint8)
-    _put(image, title, (70, 30), 0.6, thickness=1)
-    return image, (70, 50, width - 30, height - 60)          # plot box: x0, y0, x1, y1
-
-
-def _axes(image, box, y_lo, y_hi, y_label, ticks=5):
-    x0, y0, x1, y1 = box
-    for i in range(ticks + 1):
-        value = y_lo + (y_hi - y_lo) * i / ticks
-        y = y1 - (y1 - y0) * i / ticks
-        cv2.line(image, (x0, int(y)), (x1, int(y)), _GRID, 1)
-        _put(image, f"{value:.3g}", (5, y + 4), 0.4)
-    cv2.rectangle(image, (x0, y0), (x1, y1), _INK, 1)
-    _put(image, y_label, (5, y0 - 8), 0.4)
+def _line_figure(series: Dict[str, Sequence[float]], title: str, x_label: str = "epoch",
+                 y_label: str = "", x_values: Optional[Sequence] = None,
+                 legend_outside: bool = False, levels: Optional[Dict[str, float]] = None):
+    if not any(np.isfinite(v) for s in series.values() for v in s):
+        raise ValueError("line_chart needs at least one finite value.")
+    figure = _figure(1120 if legend_outside else 900, 560)
+    ax = figure.add_subplot()
+    for k, (name, ys) in enumerate(series.items()):
+        ys = np.asarray(ys, np.float64)
+        kept = np.flatnonzero(np.isfinite(ys))
+        ax.plot(kept + 1, ys[kept], marker="o", markersize=3, color=_colour(k), label=name)
+    if x_values is not None:
+        ax.set_xticks(range(1, len(x_values) + 1), [str(x) for x in x_values])
+    else:
+        from matplotlib.ticker import MaxNLocator
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(title=title, xlabel=x_label, ylabel=y_label)
+    ax.grid(color="0.9")
+    ax.legend(**dict(loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
+              if legend_outside else {})
+    _levels(ax, levels, outside=False)
+    return figure
 
 
 def line_chart(series: Dict[str, Sequence[float]], path: str, title: str,
@@ -53,122 +100,69 @@ def line_chart(series: Dict[str, Sequence[float]], path: str, title: str,
                levels: Optional[Dict[str, float]] = None) -> str:
     """One line per named series over x = 1..n (labelled ``x_values`` if given); writes
     ``path`` (PNG). Non-finite values (NaN for "not measured") are left out of a line.
-    ``legend_outside``: the names go in a column right of the plot (many series).
-    ``levels`` maps a label to a value drawn as a dashed reference line."""
-    image, box = _frame(title, (1120, 560) if legend_outside else (900, 560))
-    if legend_outside:
-        box = (box[0], box[1], box[2] - 220, box[3])
-    levels = levels or {}
-    values = [v for s in series.values() for v in s if np.isfinite(v)]
-    if not values:
-        raise ValueError("line_chart needs at least one finite value.")
-    values += list(levels.values())
-    lo, hi = min(values), max(values)
-    lo, hi = (lo - 0.5, hi + 0.5) if hi == lo else (lo, hi)
-    if levels and max(levels.values()) >= hi:
-        hi += 0.05 * (hi - lo)            # a level at the top stays clear of the frame
-    _axes(image, box, lo, hi, y_label)
-    x0, y0, x1, y1 = box
-    longest = max(len(s) for s in series.values())
-    for k, (name, ys) in enumerate(series.items()):
-        colour = _COLOURS[k % len(_COLOURS)]
-        points = [(x0 + (x1 - x0) * (i / max(longest - 1, 1)),
-                   y1 - (y1 - y0) * (v - lo) / (hi - lo))
-                  for i, v in enumerate(ys) if np.isfinite(v)]
-        pts = np.array(points, np.int32).reshape(-1, 1, 2)
-        cv2.polylines(image, [pts], False, colour, 2, cv2.LINE_AA)
-        for p in pts[:, 0]:
-            cv2.circle(image, tuple(int(c) for c in p), 3, colour, -1, cv2.LINE_AA)
-        _put(image, name, (x1 + 15 if legend_outside else x1 - 200, y0 + 20 + 18 * k), 0.45,
-             colour)
-    for i in range(longest):
-        x = x0 + (x1 - x0) * (i / max(longest - 1, 1))
-        _put(image, x_values[i] if x_values is not None else i + 1, (x - 4, y1 + 18), 0.4)
-    _put(image, x_label, ((x0 + x1) / 2 - 20, y1 + 40), 0.45)
-    _dashed_levels(image, box, hi, levels, bottom=lo)
-    return _save(image, path)
+    ``legend_outside``: the legend goes right of the plot (many series). ``levels`` maps
+    a label to a value drawn as a dashed reference line (the y axis widens to show it)."""
+    return _save(_line_figure(series, title, x_label, y_label, x_values, legend_outside,
+                              levels), path)
 
 
-def _dashed_levels(image, box, top, levels, bottom=0.0, outside=False):
-    """Dashed horizontal lines at ``levels``' values across the plot box (y from
-    ``bottom`` to ``top``). Each is labelled at the right inside the box (above its line,
-    or below it, or left of the labels already drawn, whichever first keeps clear of
-    them) or, ``outside``, just right of the box (moved down clear of the one above)."""
-    x0, y0, x1, y1 = box
-    placed = []                                     # (baseline, left, right) of labels
-    for label, value in sorted(levels.items(), key=lambda item: -item[1]):
-        y = int(y1 - (y1 - y0) * (min(value, top) - bottom) / (top - bottom))
-        for x in range(x0, x1, 12):
-            cv2.line(image, (x, y), (min(x + 6, x1), y), _INK, 1)
-        width = 8 * len(label) + 6
-        if outside:
-            base = max([y + 4] + [b + 12 for b, _, _ in placed])
-            placed.append((base, x1 + 6, x1 + 6 + width))
-            _put(image, label, (x1 + 6, base), 0.4)
-            continue
-        further_left = min((left for _, left, _ in placed), default=x1) - 12
-        for base, right in ((y - 5, x1), (y + 13, x1), (y - 5, further_left)):
-            if all(abs(base - b) >= 12 or right - width >= r or right <= lft
-                   for b, lft, r in placed):
-                break
-        placed.append((base, right - width, right))
-        _put(image, label, (right - width, base), 0.4)
+def _bar_figure(labels: Sequence[str], groups: Dict[str, Sequence[Optional[float]]],
+                title: str, y_label: str = "", y_max: Optional[float] = None,
+                levels: Optional[Dict[str, float]] = None):
+    margin = 7 * max(map(len, levels or {}), default=0)
+    figure = _figure(max(900, 110 * len(labels) + 120) + margin, 600)
+    ax = figure.add_subplot()
+    width = 0.8 / max(len(groups), 1)
+    for k, (name, values) in enumerate(groups.items()):
+        kept = [(i, v) for i, v in enumerate(values) if v is not None]
+        bars = ax.bar([i - 0.4 + width * (k + 0.5) for i, _ in kept], [v for _, v in kept],
+                      width * 0.95, color=_colour(k), label=name)
+        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
+    if y_max is not None:
+        ax.set_ylim(0, y_max)
+    ax.set(title=title, ylabel=y_label)
+    ax.grid(axis="y", color="0.9")
+    ax.set_axisbelow(True)
+    figure.legend(loc="outside upper right", ncols=max(len(groups), 1), frameon=False)
+    _levels(ax, levels, outside=True)
+    return figure
 
 
 def bar_chart(labels: Sequence[str], groups: Dict[str, Sequence[Optional[float]]], path: str,
               title: str, y_label: str = "", y_max: Optional[float] = None,
               levels: Optional[Dict[str, float]] = None) -> str:
-    """Grouped bars: for each label, one bar per group (None: no bar).
+    """Grouped bars: for each label, one bar per group (None: no bar), its value above it.
 
     ``levels`` maps a label to a value drawn as a dashed reference line (e.g. chance),
     labelled right of the plot, clear of the bars.
     """
-    margin = 8 * max(map(len, levels), default=0) + 20 if levels else 0
-    image, box = _frame(title, (max(900, 110 * len(labels) + 120) + margin, 600))
-    x0, y0, x1, y1 = box
-    x1 -= margin
-    y1 -= 40
-    box = (x0, y0, x1, y1)
-    values = [v for g in groups.values() for v in g if v is not None]
-    top = y_max or (max(values) * 1.1 if values else 1.0)
-    _axes(image, box, 0.0, top, y_label)
-    slot = (x1 - x0) / max(len(labels), 1)
-    width = slot * 0.8 / max(len(groups), 1)
-    for k, (name, bars) in enumerate(groups.items()):
-        colour = _COLOURS[k % len(_COLOURS)]
-        _put(image, name, (x1 - 220, 18 + 16 * k), 0.45, colour)   # legend above the box
-        for i, value in enumerate(bars):
-            if value is None:
-                continue
-            left = x0 + slot * i + slot * 0.1 + width * k
-            height = (y1 - y0) * min(value, top) / top
-            cv2.rectangle(image, (int(left), int(y1 - height)), (int(left + width - 2), y1),
-                          colour, -1)
-            _put(image, f"{value:.1f}", (left, y1 - height - 4), 0.35)
-    _dashed_levels(image, box, top, levels or {}, outside=True)
-    for i, label in enumerate(labels):
-        _put(image, label, (x0 + slot * i + 4, y1 + 18 + 14 * (i % 2)), 0.4)
-    return _save(image, path)
+    return _save(_bar_figure(labels, groups, title, y_label, y_max, levels), path)
 
 
-def heatmap(matrix: np.ndarray, path: str, title: str,
-            labels: Optional[Sequence[str]] = None, cell: int = 14) -> str:
-    """A row-normalised heatmap (e.g. a confusion matrix, rows = true class)."""
+def _heatmap_figure(matrix: np.ndarray, title: str, labels: Optional[Sequence[str]] = None,
+                    cell: int = 14):
     matrix = np.asarray(matrix, np.float64)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise ValueError(f"heatmap needs a square matrix; got {matrix.shape}.")
     n = len(matrix)
-    rows = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    colours = cv2.applyColorMap((255 * (1 - rows)).astype(np.uint8), cv2.COLORMAP_BONE)
-    grid = cv2.resize(colours, (n * cell, n * cell), interpolation=cv2.INTER_NEAREST)
-    margin = 60
-    image = np.full((n * cell + margin + 40, n * cell + margin + 20, 3), 255, np.uint8)
-    image[margin:margin + n * cell, margin:margin + n * cell] = grid
-    _put(image, title, (margin, 25), 0.55)
-    _put(image, "true class (rows) vs predicted (columns)", (margin, 45), 0.4)
-    step = max(1, n // 23)
-    for i in range(0, n, step):
-        name = labels[i] if labels is not None else str(i)
-        _put(image, name, (2, margin + i * cell + cell - 3), 0.3)
-        _put(image, i, (margin + i * cell, margin + n * cell + 14), 0.3)
-    return _save(image, path)
+    sums = matrix.sum(axis=1, keepdims=True)
+    rows = np.divide(matrix, sums, out=np.zeros_like(matrix), where=sums > 0)
+    side = max(480, n * cell + 260)
+    figure = _figure(side + 100, side)                          # + the colour bar
+    ax = figure.add_subplot()
+    image = ax.imshow(rows, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
+    figure.colorbar(image, ax=ax, shrink=0.8, label="fraction of the true class's videos")
+    ax.set(title=title, xlabel="predicted class", ylabel="true class")
+    if labels is not None:
+        size = 8 if n <= 20 else 6
+        ax.set_xticks(range(n), labels, rotation=90, fontsize=size)
+        ax.set_yticks(range(n), labels, fontsize=size)
+    return figure
+
+
+def heatmap(matrix: np.ndarray, path: str, title: str,
+            labels: Optional[Sequence[str]] = None, cell: int = 14) -> str:
+    """A row-normalised heatmap (e.g. a confusion matrix, rows = true class; a row of
+    zeros stays zeros), about ``cell`` pixels a cell, with a colour bar."""
+    return _save(_heatmap_figure(matrix, title, labels, cell), path)

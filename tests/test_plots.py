@@ -1,71 +1,145 @@
-"""PNG charts: what is drawn lands where the values say."""
+"""PNG charts: what is drawn lands where the values say (checked on the matplotlib
+figures), and each chart is written as a whole PNG of the figure's size."""
+
+import os
+import sys
 
 import cv2
 import numpy as np
+import pytest
 
 from rstg_tf import plots
+from tests.helpers import run_python
 
 
-def test_bar_chart_draws_reference_levels_at_their_values(tmp_path):
-    path = str(tmp_path / "bars.png")
-
-    def draw(levels):
-        plots.bar_chart(["a", "b"], {"ours": [10.0, 20.0]}, path, "t", y_max=100.0,
-                        levels=levels)
-        return cv2.imread(path)
-
-    at_50, at_top = draw({"ceiling 50 %": 50.0}), draw({"ceiling 50 %": 100.0})
-    assert at_50.shape == at_top.shape and at_50.shape[1] > 900   # a margin for the labels
-    # The plot box spans y0=50 .. y1=(600-60)-40=500 in a 600-pixel-high frame: 50 % of it
-    # is row 275 (a level at 100 % lies on the box's top edge). Inside the box only the
-    # dashes differ.
-    box_right = 900 - 30
-    differs = np.flatnonzero((at_50 != at_top).any(axis=2)[:, 80:box_right].any(axis=1))
-    assert differs.size and abs(differs.min() - 275) <= 1 and differs.max() - 275 <= 1
-    # the label is right of the box, beside its line, off the bars
-    ink = np.flatnonzero((at_50[:, box_right + 2:] < 128).any(axis=(1, 2)))
-    assert ink.size and ink.min() >= 265 and ink.max() <= 285
-    # two levels 1 % apart: their labels are two lines of text, one under the other
-    close = draw({"sync-blind 10 %": 10.0, "probes 9.0 %": 9.0})
-    rows = np.flatnonzero((close[:, box_right + 2:] < 128).any(axis=(1, 2)))
-    gaps = np.flatnonzero(np.diff(rows) > 1)
-    assert len(gaps) == 1 and rows[-1] - rows[0] >= 18, rows
+def _written(path, figure):
+    """``path`` is a PNG of ``figure``'s pixel size, alone in its folder (no temp file)."""
+    image = cv2.imread(str(path))
+    assert image is not None and image.shape[:2] == (round(figure.bbox.height),
+                                                     round(figure.bbox.width))
+    assert os.listdir(os.path.dirname(path)) == [os.path.basename(path)]
+    return image
 
 
-def test_line_chart_legend_outside_keeps_names_off_the_lines(tmp_path):
-    path = str(tmp_path / "lines.png")
+def _dashed(ax):
+    return {line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--"}
+
+
+def _boxes(figure, *labels):
+    """Pixel boxes of the texts ``labels`` on the drawn ``figure``."""
+    figure.canvas.draw()
+    texts = {t.get_text(): t for t in figure.axes[0].texts}
+    return [texts[label].get_window_extent() for label in labels]
+
+
+def test_bar_chart_draws_values_levels_and_clear_labels(tmp_path):
+    levels = {"chance 2.2 %": 2.2, "sync-blind 10 %": 10.0, "probes 9.0 %": 9.0}
+    groups = {"ours": [10.0, None, 30.0], "paper": [15.0, 25.0, 35.0]}
+    figure = plots._bar_figure(["a", "b", "c"], groups, "t", y_max=100.0, levels=levels)
+    ax = figure.axes[0]
+    ours, paper = ax.containers
+    assert [bar.get_height() for bar in ours] == [10.0, 30.0]        # None: no bar
+    assert [bar.get_height() for bar in paper] == [15.0, 25.0, 35.0]
+    assert [round(bar.get_x() + bar.get_width() / 2) for bar in ours] == [0, 2]
+    assert ax.get_ylim() == (0.0, 100.0)
+    assert _dashed(ax) == set(levels.values())
+    blind, probes, chance = _boxes(figure, *sorted(levels, key=lambda k: -levels[k]))
+    assert not blind.overlaps(probes) and not probes.overlaps(chance)
+    axes_box = ax.get_window_extent()
+    assert min(b.x0 for b in (blind, probes, chance)) >= axes_box.x1   # right of the bars
+    assert abs((blind.y0 + blind.y1) / 2 - ax.transData.transform((0, 10.0))[1]) <= 2
+    assert [t.get_text() for t in figure.legends[0].get_texts()] == ["ours", "paper"]
+    auto = plots._bar_figure(["a"], {"ours": [130.0]}, "t").axes[0]
+    assert auto.get_ylim()[0] == 0.0 and auto.get_ylim()[1] >= 130.0
+    path = tmp_path / "bars.png"
+    assert plots.bar_chart(["a", "b", "c"], groups, str(path), "t", y_max=100.0,
+                           levels=levels) == str(path)
+    _written(path, figure)
+
+
+def test_line_chart_draws_series_and_levels(tmp_path):
+    nan = float("nan")
+    figure = plots._line_figure({"a": [1.0, nan, 3.0], "b": [2.0, 2.0, 2.0]}, "t",
+                                x_values=[4, 8, 16], levels={"half": 2.5})
+    ax = figure.axes[0]
+    a, b = [line for line in ax.lines if line.get_linestyle() != "--"]
+    assert list(a.get_xdata()) == [1, 3] and list(a.get_ydata()) == [1.0, 3.0]   # NaN left out
+    assert list(b.get_xdata()) == [1, 2, 3] and list(b.get_ydata()) == [2.0, 2.0, 2.0]
+    assert list(ax.get_xticks()) == [1, 2, 3]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["4", "8", "16"]
+    assert _dashed(ax) == {2.5}
+    assert ax.get_ylim()[1] < 20.0
+    high = plots._line_figure({"a": [1.0, 3.0]}, "t", levels={"high": 20.0}).axes[0]
+    assert _dashed(high) == {20.0} and high.get_ylim()[1] > 20.0        # the axis widens
+    close = plots._line_figure({"a": [0.0, 10.0]}, "t",
+                               levels={"upper": 5.0, "lower": 4.99})
+    upper, lower = _boxes(close, "upper", "lower")
+    assert not upper.overlaps(lower) and lower.y1 <= upper.y0
+    with pytest.raises(ValueError):
+        plots._line_figure({"a": [nan]}, "t")
+    path = tmp_path / "lines.png"
+    plots.line_chart({"a": [1.0, nan, 3.0], "b": [2.0, 2.0, 2.0]}, str(path), "t",
+                     x_values=[4, 8, 16], levels={"half": 2.5})
+    _written(path, figure)
+
+
+def test_line_chart_legend_outside_and_ten_colours(tmp_path):
     series = {f"s{k}": [float(k), k + 1.0, k + 2.0] for k in range(10)}
-    plots.line_chart(series, path, "t", legend_outside=True)
-    image = cv2.imread(path)
-    assert image.shape[1] == 1120
-    # The plot box ends 220 + 30 pixels from the right; the names lie right of it, in ten
-    # distinct colours (the palette no longer repeats within ten series).
-    legend = image[50:260, 1120 - 240:].reshape(-1, 1, 3).astype(int)
-    colours = np.array(plots._COLOURS)
-    near = (np.abs(legend - colours[None]).max(axis=2) <= 12).any(axis=0)   # anti-aliased text
-    assert len({tuple(c) for c in plots._COLOURS}) == 10 and near.all()
-    plots.line_chart(series, path, "t")
-    assert cv2.imread(path).shape[1] == 900
+    figure = plots._line_figure(series, "t", legend_outside=True)
+    figure.canvas.draw()
+    ax, legend = figure.axes[0], figure.axes[0].get_legend()
+    assert legend.get_window_extent().x0 >= ax.get_window_extent().x1
+    assert [t.get_text() for t in legend.get_texts()] == list(series)
+    assert len({tuple(line.get_color()) for line in ax.lines}) == 10
+    inside = plots._line_figure(series, "t")
+    inside.canvas.draw()
+    box = inside.axes[0].get_legend().get_window_extent()
+    assert box.x1 <= inside.axes[0].get_window_extent().x1               # inside the box
+    assert figure.bbox.width > inside.bbox.width
+    path = tmp_path / "lines.png"
+    plots.line_chart(series, str(path), "t", legend_outside=True)
+    _written(path, figure)
 
 
-def test_line_chart_draws_reference_levels_at_their_values(tmp_path):
-    path = str(tmp_path / "lines.png")
-    plots.line_chart({"a": [0.0, 10.0]}, path, "t", levels={"half": 5.0})
-    with_level = cv2.imread(path)
-    plots.line_chart({"a": [0.0, 10.0]}, path, "t")
-    without = cv2.imread(path)
-    # Plot box y0=50 .. y1=500 for values 0 .. 10: 5 is row 275. Left of the label, where
-    # only the dashes differ (the line is far below row 275 there).
-    differs = np.flatnonzero((with_level != without).any(axis=2)[:, 80:400].any(axis=1))
-    assert differs.size and abs(differs.min() - 275) <= 1 and differs.max() - 275 <= 1
-    # A level outside the series' range widens the axis to show it.
-    plots.line_chart({"a": [0.0, 10.0]}, path, "t", levels={"high": 20.0})
-    assert not np.array_equal(cv2.imread(path), with_level)
-    # Two levels a pixel apart: the lower one's label goes under its line, not over the
-    # other's (in the box's right part, left of the series' names).
-    plots.line_chart({"a": [0.0, 10.0]}, path, "t", levels={"upper": 5.0, "lower": 4.99})
-    two = cv2.imread(path)
-    # (rows 200-350 there: clear of the series' line, which crosses them higher up)
-    rows = np.flatnonzero((two[200:350, 700:860] < 128).any(axis=(1, 2))) + 200
-    texts = [t for t in np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1) if len(t) > 1]
-    assert len(texts) == 2 and texts[0][-1] < 275 < texts[1][0], texts  # the dashes: 1 row
+def test_heatmap_is_row_normalised_and_labelled(tmp_path):
+    matrix = np.array([[2, 2, 0], [0, 0, 0], [1, 0, 3]])
+    figure = plots._heatmap_figure(matrix, "t", labels=["x", "y", "z"])
+    ax = figure.axes[0]
+    np.testing.assert_array_equal(np.asarray(ax.images[0].get_array()),
+                                  [[0.5, 0.5, 0.0], [0.0, 0.0, 0.0], [0.25, 0.0, 0.75]])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["x", "y", "z"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["x", "y", "z"]
+    assert len(figure.axes) == 2                                          # + the colour bar
+    unlabelled = plots._heatmap_figure(matrix, "t").axes[0]
+    unlabelled.figure.canvas.draw()
+    assert "x" not in [t.get_text() for t in unlabelled.get_xticklabels()]
+    with pytest.raises(ValueError):
+        plots._heatmap_figure(np.zeros((2, 3)), "t")
+    path = tmp_path / "confusion.png"
+    plots.heatmap(matrix, str(path), "t", labels=["x", "y", "z"])
+    _written(path, figure)
+
+
+def test_matplotlib_is_imported_only_to_draw_and_programs_skip_charts_without_it(
+        tmp_path, monkeypatch, capsys):
+    result = run_python(["-c", "import sys, rstg_tf.plots; "
+                         "print(sorted(m for m in sys.modules if 'matplotlib' in m))"])
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
+    from benchmarks.__main__ import _plot
+    from train.table_report import write_table
+
+    rows = [{"batch": 1, "T": t, "variant": "rstg", "forward_s": 1e-3 * t} for t in (2, 4)]
+    path = str(tmp_path / "results.png")
+    assert _plot({"scaling": {"rows": rows}}, path) == path and os.path.exists(path)
+    os.remove(path)
+    for name in ["matplotlib", *(m for m in sys.modules if m.startswith("matplotlib."))]:
+        monkeypatch.setitem(sys.modules, name, None)                 # as if not installed
+    with pytest.raises(ImportError, match="pip install matplotlib"):
+        plots.line_chart({"a": [1.0]}, path, "t")
+    assert _plot({"scaling": {"rows": rows}}, path) is None and not os.listdir(tmp_path)
+    row = {"top1": 0.5, "top5": 0.9, "parameters": 10, "num_videos": 100}
+    write_table(3, "quick", ["rstg_all_temp"], {"rstg_all_temp": row}, str(tmp_path))
+    assert os.listdir(tmp_path) == ["table.md"]                     # the table, no chart
+    out = capsys.readouterr().out
+    assert "no results.png: " in out and "no table.png: " in out
+    assert "pip install matplotlib" in out

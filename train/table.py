@@ -176,8 +176,9 @@ def main(argv):
         results = _shard_rows(digits, budget, rows, work_dir, data_dir, f, clock)
     path = write_table(digits, budget, rows, results, work_dir)
     print(open(path).read())
-    print(f"finished in {clock.minutes():.1f} min; table: {path}, chart: "
-          f"{os.path.join(work_dir, 'table.png')}")
+    chart = os.path.join(work_dir, "table.png")
+    print(f"finished in {clock.minutes():.1f} min; table: {path}"
+          + (f", chart: {chart}" if os.path.exists(chart) else ""))
 
 
 def _check_validated_on_val(model_dir):
