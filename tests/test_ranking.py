@@ -1,11 +1,13 @@
-"""Noise-aware verdicts of the Table 1 runner (rstg_tf.training.ranking)."""
+"""Noise-aware verdicts of the Table 1 runner: the figures (rstg_tf.metrics) and the words
+on them (train.table_report)."""
 
 import json
 import math
 
 import pytest
 
-from rstg_tf.training import ranking
+from rstg_tf import metrics
+from train import table_report
 from train.table_report import PAPER, order_lines, write_table
 
 
@@ -16,23 +18,23 @@ def _result(top1, sync=None, n=1000, sync_n=990, blind=1 / 3):
 
 def test_sync_verdict_uses_the_binomial_standard_error():
     se = math.sqrt((1 / 3) * (2 / 3) / 990)                       # 1.5 points
-    assert ranking.sync_verdict(_result(0.3, 1 / 3 + 2.1 * se)).startswith("finds the sync pair")
-    within = ranking.sync_verdict(_result(0.3, 1 / 3 + 1.9 * se))
+    assert table_report.sync_verdict(_result(0.3, 1 / 3 + 2.1 * se)).startswith("finds the sync pair")
+    within = table_report.sync_verdict(_result(0.3, 1 / 3 + 1.9 * se))
     assert within.startswith("sync-blind") and "within 2 s.e. of 33 %" in within
     assert "(+1.9)" in within
-    assert "below" in ranking.sync_verdict(_result(0.3, 1 / 3 - 2.5 * se))
+    assert "below" in table_report.sync_verdict(_result(0.3, 1 / 3 - 2.5 * se))
     # the same accuracy on ten times the clips is a real difference
-    assert ranking.sync_verdict(_result(0.3, 0.36, sync_n=990)).startswith("sync-blind")
-    assert ranking.sync_verdict(_result(0.3, 0.36, sync_n=9900)).startswith("finds the sync pair")
+    assert table_report.sync_verdict(_result(0.3, 0.36, sync_n=990)).startswith("sync-blind")
+    assert table_report.sync_verdict(_result(0.3, 0.36, sync_n=9900)).startswith("finds the sync pair")
     # 5SyncMNIST's sync-blind rate is 1/10
-    assert "10 %" in ranking.sync_verdict(_result(0.1, 0.1, blind=0.1))
-    assert ranking.sync_verdict(_result(0.3, None)) is None
-    assert ranking.sync_verdict({"top1": 0.3, "num_videos": 10}) is None
-    assert ranking.sync_verdict(_result(0.3, 0.5, sync_n=0)) is None
+    assert "10 %" in table_report.sync_verdict(_result(0.1, 0.1, blind=0.1))
+    assert table_report.sync_verdict(_result(0.3, None)) is None
+    assert table_report.sync_verdict({"top1": 0.3, "num_videos": 10}) is None
+    assert table_report.sync_verdict(_result(0.3, 0.5, sync_n=0)) is None
     # results written before the chance rate's rename are still read
     legacy = {k: v for k, v in _result(0.3, 0.5).items() if k != "sync_pair_chance"}
-    assert ranking.sync_verdict({**legacy, "motion_blind_sync_pair": 1 / 3}) == \
-        ranking.sync_verdict(_result(0.3, 0.5))
+    assert table_report.sync_verdict({**legacy, "motion_blind_sync_pair": 1 / 3}) == \
+        table_report.sync_verdict(_result(0.3, 0.5))
 
 
 def test_paper_order_on_a_quick_table_with_tied_rstg_rows():
@@ -42,7 +44,7 @@ def test_paper_order_on_a_quick_table_with_tied_rstg_rows():
     ours = {"mean_lstm": 0.263, "conv_lstm": 0.202, "rstg_space_only": 0.287,
             "rstg_time_only": 0.286, "rstg_homogeneous": 0.150, "rstg_one_temp": 0.286,
             "rstg_all_temp": 0.288}
-    comparisons = ranking.paper_order(PAPER[3], {r: _result(p) for r, p in ours.items()})
+    comparisons = metrics.paper_order(PAPER[3], {r: _result(p) for r, p in ours.items()})
     by_pair = {(c.higher, c.lower): c for c in comparisons}
     # only pairs the paper separates by >= 5 points, larger gaps first
     assert all(c.paper_gap >= 5 for c in comparisons)
@@ -59,24 +61,24 @@ def test_paper_order_on_a_quick_table_with_tied_rstg_rows():
     assert by_pair[("conv_lstm", "rstg_space_only")].verdict == "reversed"
     # All-temp above Mean+LSTM by 2.5 points is ~1.2 s.e.: not yet beyond noise
     assert by_pair[("rstg_all_temp", "mean_lstm")].verdict == "within noise"
-    counts = ranking.order_summary(comparisons)
+    counts = metrics.order_summary(comparisons)
     assert sum(counts.values()) == len(comparisons)
     assert counts["holds"] == 0 and counts["reversed"] >= 2 and counts["within noise"] >= 4
 
 
 def test_paper_order_holds_for_a_reproduction_and_skips_missing_rows():
     ours = {r: _result(p / 100, n=10000) for r, p in PAPER[3].items() if r != "conv_lstm"}
-    comparisons = ranking.paper_order(PAPER[3], ours)
+    comparisons = metrics.paper_order(PAPER[3], ours)
     assert comparisons and all(c.verdict == "holds" for c in comparisons)
     assert all("conv_lstm" not in (c.higher, c.lower) for c in comparisons)
-    text = comparisons[0].describe({"rstg_all_temp": "All-temp"})
+    text = table_report.describe(comparisons[0], {"rstg_all_temp": "All-temp"})
     assert text.startswith("All-temp > ") and "**holds**" in text
-    assert ranking.paper_order(PAPER[3], {"mean_lstm": _result(0.5)}) == []
+    assert metrics.paper_order(PAPER[3], {"mean_lstm": _result(0.5)}) == []
     with pytest.raises(ValueError, match="num_videos"):
-        ranking.paper_order(PAPER[3], {"mean_lstm": {"top1": 0.5},
+        metrics.paper_order(PAPER[3], {"mean_lstm": {"top1": 0.5},
                                        "rstg_all_temp": _result(0.5)})
     with pytest.raises(ValueError, match="min_gap"):
-        ranking.paper_order(PAPER[3], ours, min_gap=-1)
+        metrics.paper_order(PAPER[3], ours, min_gap=-1)
 
 
 def test_table_md_section_counts_the_comparisons():
@@ -91,22 +93,22 @@ def test_table_md_section_counts_the_comparisons():
 
 
 def test_prediction_fields_and_the_collapse_note():
-    assert ranking.prediction_fields([3, 3, 7, 3]) == {"predicted_classes": 2,
+    assert metrics.prediction_fields([3, 3, 7, 3]) == {"predicted_classes": 2,
                                                        "top_class_share": 0.75}
-    collapsed = {**_result(0.02), **ranking.prediction_fields([5] * 1000)}
+    collapsed = {**_result(0.02), **metrics.prediction_fields([5] * 1000)}
     assert collapsed["top_class_share"] == 1.0
-    assert ranking.collapse_note(collapsed).startswith("predicts one class for every clip")
-    assert ranking.collapse_note({**_result(0.02), **ranking.prediction_fields([5, 6])}) is None
-    assert ranking.collapse_note(_result(0.02)) is None            # results without the field
-    assert ranking.collapse_note({**_result(0.5, n=1), "predicted_classes": 1}) is None
+    assert table_report.collapse_note(collapsed).startswith("predicts one class for every clip")
+    assert table_report.collapse_note({**_result(0.02), **metrics.prediction_fields([5, 6])}) is None
+    assert table_report.collapse_note(_result(0.02)) is None            # results without the field
+    assert table_report.collapse_note({**_result(0.5, n=1), "predicted_classes": 1}) is None
     with pytest.raises(ValueError, match="at least one"):
-        ranking.prediction_fields([])
+        metrics.prediction_fields([])
 
 
 def test_table_md_flags_a_collapsed_row(tmp_path):
     def row(top1, classes):
         return {**_result(top1, 0.1, blind=0.1), "top5": min(1.0, 3 * top1),
-                "parameters": 1000, **ranking.prediction_fields(classes)}
+                "parameters": 1000, **metrics.prediction_fields(classes)}
 
     results = {"rstg_homogeneous": row(0.023, [9] * 1000),
                "rstg_one_temp": {**row(0.021, list(range(46)) * 20), "present_pair_top1": 0.12},
@@ -128,19 +130,19 @@ def _probe_report(num_digits=5, **probes):
 
 
 def test_probe_summary():
-    line, best = ranking.probe_summary(_probe_report(mean=[0.05, 0.068], cells=[0.07, 0.081]),
+    line, best = table_report.probe_summary(_probe_report(mean=[0.05, 0.068], cells=[0.07, 0.081]),
                                        5)
     assert best == pytest.approx(8.1)
     assert "val top-1 `mean` 6.8 %, `cells` 8.1 %" in line and "2 x 300 steps of 16" in line
     assert "32-filter backbone of `bb.weights.h5`" in line and "1000 test videos" in line
     with pytest.raises(ValueError, match="3-digit clips, not 5-digit"):
-        ranking.probe_summary(_probe_report(3, mean=[0.2]), 5)
+        table_report.probe_summary(_probe_report(3, mean=[0.2]), 5)
     with pytest.raises(ValueError, match="'mean' has no val_top1"):
-        ranking.probe_summary(_probe_report(mean=[]), 5)
+        table_report.probe_summary(_probe_report(mean=[]), 5)
     with pytest.raises(ValueError, match="no probes"):
-        ranking.probe_summary(_probe_report(), 5)
+        table_report.probe_summary(_probe_report(), 5)
     with pytest.raises(ValueError, match="not a train.probe report"):
-        ranking.probe_summary([1, 2], 5)
+        table_report.probe_summary([1, 2], 5)
 
 
 def test_table_md_gives_the_probes_line(tmp_path, capsys):

@@ -7,9 +7,9 @@ import pytest
 
 from rstg_tf.data import pil_resize
 from rstg_tf.data.syncmnist import (NO_SYNC_LABEL, NUM_CLASSES, PAIR_LABELS, SyncMnistConfig,
-                                    SyncMnistGenerator, label_name, pair_label,
-                                    present_pair_accuracy, sync_pair_accuracy,
-                                    sync_pair_fields)
+                                    SyncMnistGenerator, label_name, pair_label)
+from rstg_tf.metrics import (present_pair_accuracy, sync_pair_accuracy, sync_pair_fields,
+                             top_k_accuracy)
 from tests.syncmnist_fixtures import fake_mnist
 
 
@@ -259,3 +259,12 @@ def test_sync_pair_accuracy_scores_the_pair_only():
     wrong[40] = pair_label(*[c for c in range(10) if c not in digits[40]][:2])
     with pytest.raises(ValueError, match="include its labelled pair"):
         sync_pair_accuracy(blind, digits, wrong)
+
+
+def test_top_k_accuracy():
+    logits = np.array([[0.1, 0.7, 0.2], [0.5, 0.1, 0.4], [0.1, 0.3, 0.6]])
+    labels = np.array([1, 2, 0])
+    assert top_k_accuracy(logits, labels, 1) == 1 / 3
+    assert top_k_accuracy(logits, labels, 2) == 2 / 3
+    assert top_k_accuracy(logits, labels, 3) == 1.0
+

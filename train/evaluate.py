@@ -32,7 +32,7 @@ def main(argv):
     del argv
     f = flags.FLAGS
     from rstg_tf.training.evaluation import evaluate
-    from rstg_tf.training.ranking import collapse_note
+    from train.table_report import collapse_note
 
     results = evaluate(f.model_dir, f.data_dir, split=f.split, checkpoint=f.checkpoint,
                        batch_size=f.batch_size, max_videos=f.max_videos,

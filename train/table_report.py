@@ -4,12 +4,15 @@
 paper's figure (docs/reference_code.md §9) with its parameter count and a note (at chance,
 collapsed, sync-blind or finding the pair, trained fewer epochs than planned), the
 sync-blind probes' line when the work dir has a ``probe.json``, and the paper's order
-checked pair by pair against test-set noise (``rstg_tf.training.ranking``); then a bar
-chart.
+checked pair by pair against test-set noise (the figures: ``rstg_tf.metrics``; the words
+on them: here); then a bar chart.
 """
 
 import json
 import os
+from collections.abc import Mapping
+
+from rstg_tf import metrics
 
 PAPER = {  # docs/reference_code.md §9, Table 1 (accuracy %).
     3: {"mean_lstm": 77.0, "conv_lstm": 95.0, "rstg_space_only": 61.3,
@@ -39,7 +42,6 @@ def write_table(digits, budget, rows, results, work_dir):
     """Writes ``work_dir``/table.md and table.png from ``results`` (row -> its
     eval_test.json or result.json); returns table.md's path."""
     from rstg_tf import plots
-    from rstg_tf.training import ranking
 
     lines = [f"# Table 1, {digits}SyncMNIST, budget `{budget}`", "",
              "| model | val top-1 % | ours top-1 % | ours top-5 % | present pair % | sync pair % "
@@ -53,10 +55,10 @@ def write_table(digits, budget, rows, results, work_dir):
             continue
         top1 = 100 * r["top1"]
         if top1 < 2 * chance:
-            collapsed = ranking.collapse_note(r)
+            collapsed = collapse_note(r)
             note = "at chance within this budget" + (f"; {collapsed}" if collapsed else "")
         else:
-            note = ranking.sync_verdict(r) or ""
+            note = sync_verdict(r) or ""
         short = epochs_note(os.path.join(work_dir, row))
         if short:
             note = f"{note}; {short}" if note else short
@@ -148,8 +150,6 @@ def _percent(fraction):
 def probe_line_of(work_dir, digits):
     """(line, best probe %) from work_dir/probe.json (``python -m train.probe``), if it
     has one; a file that is not a probe report of these clips is named and left out."""
-    from rstg_tf.training.ranking import probe_summary
-
     path = os.path.join(work_dir, "probe.json")
     if not os.path.exists(path):
         return None
@@ -163,15 +163,77 @@ def probe_line_of(work_dir, digits):
 
 def order_lines(digits, results, min_gap=5.0):
     """table.md's section on the paper's order: each pair of our rows the paper separates
-    by >= ``min_gap`` points, ours beside it in standard errors (rstg_tf.training.ranking)."""
-    from rstg_tf.training import ranking
-
-    comparisons = ranking.paper_order(PAPER[digits], results, min_gap=min_gap)
+    by >= ``min_gap`` points, ours beside it in standard errors (``rstg_tf.metrics``)."""
+    comparisons = metrics.paper_order(PAPER[digits], results, min_gap=min_gap)
     if not comparisons:
         return []
-    counts = ranking.order_summary(comparisons)
+    counts = metrics.order_summary(comparisons)
     return ["", f"## The paper's order (pairs it separates by >= {min_gap:g} points)", "",
             f"{counts['holds']} of {len(comparisons)} hold beyond noise, "
             f"{counts['reversed']} reversed, {counts['within noise']} within noise "
-            f"(top-1 difference over its standard error; |z| >= {ranking.Z_THRESHOLD:g}).", "",
-            *(f"- {c.describe()}" for c in comparisons)]
+            f"(top-1 difference over its standard error; |z| >= {metrics.Z_THRESHOLD:g}).", "",
+            *(f"- {describe(c)}" for c in comparisons)]
+
+
+def sync_verdict(result, z=metrics.Z_THRESHOLD):
+    """A short note on whether ``result``'s sync-pair accuracy is beyond chance (None
+    without a sync-pair figure, as ``rstg_tf.metrics.sync_pair_z``)."""
+    k = metrics.sync_pair_z(result)
+    if k is None:
+        return None
+    blind = float(result.get("sync_pair_chance", result.get("motion_blind_sync_pair")))
+    if k >= z:
+        return f"finds the sync pair: {k:+.1f} s.e. above its chance {100 * blind:.0f} %"
+    if k <= -z:
+        return f"sync-blind: sync pair {k:+.1f} s.e. below {100 * blind:.0f} %"
+    return f"sync-blind: sync pair within {z:g} s.e. of {100 * blind:.0f} % ({k:+.1f})"
+
+
+def collapse_note(result):
+    """'predicts one class for every clip' when the result says so (``predicted_classes``
+    is 1 over more than one clip), else None (also for results without the field)."""
+    if result.get("predicted_classes") == 1 and int(result.get("num_videos") or 0) > 1:
+        return "predicts one class for every clip (its output ignores the input)"
+    return None
+
+
+def probe_summary(report, num_digits):
+    """table.md's line on the sync-blind probes of the same frozen backbone, from the JSON
+    ``python -m train.probe`` writes, and the best probe's last val top-1 (%).
+
+    Raises ValueError naming what is wrong when ``report`` is not such a JSON for
+    ``num_digits``-digit clips.
+    """
+    if not isinstance(report, Mapping) or not isinstance(report.get("probes"), Mapping):
+        raise ValueError("not a train.probe report (no 'probes').")
+    if report.get("num_digits") != num_digits:
+        raise ValueError(f"its probes read {report.get('num_digits')}-digit clips, not "
+                         f"{num_digits}-digit ones.")
+    last = {}
+    for kind, history in report["probes"].items():
+        top1 = history.get("val_top1") if isinstance(history, Mapping) else None
+        if not isinstance(top1, list) or not top1:
+            raise ValueError(f"probe {kind!r} has no val_top1 history.")
+        last[kind] = 100 * float(top1[-1])
+    if not last:
+        raise ValueError("it has no probes.")
+    steps = (f"{report.get('epochs')} x {report.get('steps_per_epoch')} steps of "
+             f"{report.get('batch_size')}")
+    figures = ", ".join(f"`{k}` {v:.1f} %" for k, v in last.items())
+    line = (f"Sync-blind probes (`python -m train.probe`: small readers that cannot find the "
+            f"pair, on the frozen {report.get('num_filters')}-filter backbone of "
+            f"`{report.get('backbone_weights')}`, {steps}): val top-1 {figures} on "
+            f"{report.get('val_videos')} test videos of `{report.get('data_dir')}`. A row at "
+            "or under them has read no more from those features than a reader blind to the "
+            "pair.")
+    return line, max(last.values())
+
+
+def describe(comparison, names=None):
+    """One line on ``comparison`` (a ``rstg_tf.metrics.Comparison``), its rows named by
+    ``names`` (row -> name) where given."""
+    names = names or {}
+    c = comparison
+    hi, lo = names.get(c.higher, c.higher), names.get(c.lower, c.lower)
+    return (f"{hi} > {lo} (paper +{c.paper_gap:.1f}): ours {c.ours_gap:+.1f} points, "
+            f"{c.z:+.1f} s.e.: **{c.verdict}**")

@@ -27,7 +27,7 @@ alone, in any order, by any number of workers.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 
@@ -53,9 +53,6 @@ def _pair_labels() -> Dict[Tuple[int, int], int]:
 
 
 PAIR_LABELS = _pair_labels()
-_PAIR_TABLE = np.full((10, 10), -1, np.int64)   # PAIR_LABELS as [a, b] -> label, -1 for a == b
-for (_a, _b), _label in PAIR_LABELS.items():
-    _PAIR_TABLE[_a, _b] = _label
 
 
 def pair_label(a: int, b: int) -> int:
@@ -73,89 +70,6 @@ def label_name(label: int) -> str:
         if value == label and i > j:
             return f"{j}-{i}"
     raise ValueError(f"SyncMNIST labels are 0-{NUM_CLASSES - 1}; got {label}.")
-
-
-def _synced_candidates(logits, digits, labels):
-    """The clips with a synchronous pair: (logits, labels, candidates [N, pairs]: the
-    labels of the pairs of each clip's digits), after checking the shapes."""
-    logits, digits, labels = np.asarray(logits), np.asarray(digits), np.asarray(labels)
-    if logits.ndim != 2 or logits.shape[1] != NUM_CLASSES:
-        raise ValueError(f"logits must be [N, {NUM_CLASSES}]; got shape {logits.shape}.")
-    if digits.ndim != 2 or digits.shape[1] < 2 or labels.shape != (len(logits),) or \
-            len(digits) != len(logits):
-        raise ValueError(f"digits must be [N, D >= 2] and labels [N] for N = {len(logits)} "
-                         f"clips; got shapes {digits.shape} and {labels.shape}.")
-    keep = labels != NO_SYNC_LABEL
-    logits, digits, labels = logits[keep], digits[keep], labels[keep]
-    first, second = np.triu_indices(digits.shape[1], 1)
-    candidates = _PAIR_TABLE[digits[:, first], digits[:, second]]     # [N, pairs]
-    if (candidates < 0).any() or not (candidates == labels[:, None]).any(axis=1).all():
-        raise ValueError("each clip's digits must be distinct classes 0-9 that include "
-                         "its labelled pair.")
-    return logits, labels, candidates
-
-
-def sync_pair_accuracy(logits, digits, labels) -> Tuple[Optional[float], int]:
-    """Sync accuracy: how often the synchronous pair outscores the other present pairs.
-
-    Top-1 mixes two skills: recognising which digits are in a clip and seeing which two
-    of them are synchronous. This scores only the second (``present_pair_accuracy`` the
-    first). For each clip with a synchronous pair, the candidates are the pairs of its
-    ``D`` digits (all distinct); the clip counts as right when the model's logit for the
-    true pair is strictly above every other candidate's (ties count as wrong). A model
-    that knows the digits but not which pair is synchronous (sync-blind) scores
-    ``1 / (D * (D - 1) / 2)``: 1/3 on 3SyncMNIST, 1/10 on 5SyncMNIST, the metric's chance
-    level.
-
-    The pair shows itself two ways: it moves by the same step on every frame (motion, read
-    in frame order), and so keeps one offset between its two digits in every frame, which
-    no other pair does (read without frame order: how the paper's Space-only, whose nodes
-    are averaged over time, reaches 61.3 % on 3SyncMNIST).
-
-    Args:
-      logits: float [N, 46].
-      digits: int [N, D], each clip's digit classes (the record's ``syncmnist/digits``).
-      labels: int [N]; clips of the no-sync class are left out.
-
-    Returns:
-      (accuracy, or None when no clip has a synchronous pair; clips counted).
-    """
-    return _sync_pair(*_synced_candidates(logits, digits, labels))
-
-
-def _sync_pair(logits, labels, candidates) -> Tuple[Optional[float], int]:
-    if not len(labels):
-        return None, 0
-    scores = np.take_along_axis(logits, candidates, axis=1)
-    others = np.where(candidates == labels[:, None], -np.inf, scores)
-    correct = logits[np.arange(len(labels)), labels] > others.max(axis=1)
-    return float(correct.mean()), int(len(labels))
-
-
-def present_pair_accuracy(logits, digits, labels) -> Optional[float]:
-    """How often the model's top-1 class is a pair of digits the clip has: the digit
-    recognition part of top-1, over the clips ``sync_pair_accuracy`` counts (None when
-    there are none). Top-1 is about this times the sync-pair accuracy; a model that knows
-    the digits scores 1."""
-    return _present_pair(*_synced_candidates(logits, digits, labels))
-
-
-def _present_pair(logits, labels, candidates) -> Optional[float]:
-    if not len(labels):
-        return None
-    return float((candidates == np.argmax(logits, axis=1)[:, None]).any(axis=1).mean())
-
-
-def sync_pair_fields(logits, digits, labels) -> Dict[str, object]:
-    """``sync_pair_accuracy`` and ``present_pair_accuracy`` as result fields:
-    ``sync_pair_top1``, ``sync_pair_videos``, ``sync_pair_chance`` (what a sync-blind model
-    scores) and ``present_pair_top1``."""
-    synced = _synced_candidates(logits, digits, labels)        # checked and built once
-    accuracy, count = _sync_pair(*synced)
-    num_digits = np.shape(digits)[1]
-    return {"sync_pair_top1": accuracy, "sync_pair_videos": count,
-            "sync_pair_chance": 2.0 / (num_digits * (num_digits - 1)),
-            "present_pair_top1": _present_pair(*synced)}
 
 
 @dataclasses.dataclass(frozen=True)

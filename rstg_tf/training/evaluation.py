@@ -13,8 +13,8 @@ import numpy as np
 from rstg_tf import plots, register_keras_objects
 from rstg_tf.data import syncmnist_records
 from rstg_tf.data.atomic import atomic_write_text
-from rstg_tf.data.syncmnist import label_name, sync_pair_fields
-from rstg_tf.training.ranking import prediction_fields
+from rstg_tf.data.syncmnist import label_name
+from rstg_tf.metrics import prediction_fields, sync_pair_fields, top_k_accuracy
 from rstg_tf.training.run_log import read_log
 
 CHECKPOINTS = ("best", "last")
@@ -60,11 +60,10 @@ def evaluate(model_dir: str, data_dir: str, split: str = "test", checkpoint: str
         progress.add(1)
     labels, logits = np.concatenate(labels), np.concatenate(logits)
     motion = sync_pair_fields(logits, np.concatenate(digits), labels)
-    ranked = np.argsort(-logits, axis=1)
-    top1 = float(np.mean(ranked[:, 0] == labels))
-    top5 = float(np.mean(np.any(ranked[:, :5] == labels[:, None], axis=1)))
+    predicted = np.argmax(logits, axis=1)
+    top1, top5 = top_k_accuracy(logits, labels, 1), top_k_accuracy(logits, labels, 5)
     confusion = np.zeros((num_classes, num_classes), np.int64)
-    np.add.at(confusion, (labels, ranked[:, 0]), 1)
+    np.add.at(confusion, (labels, predicted), 1)
     support = confusion.sum(axis=1)
     per_class = {label_name(c) if num_classes == 46 else str(c):
                  (float(confusion[c, c] / support[c]) if support[c] else None)
@@ -82,7 +81,7 @@ def evaluate(model_dir: str, data_dir: str, split: str = "test", checkpoint: str
                                       "accuracy per epoch", y_label="accuracy"))
     results = {"model_dir": model_dir, "checkpoint": checkpoint, "data_dir": data_dir,
                "split": split, "num_videos": int(len(labels)), "top1": top1, "top5": top5,
-               "chance": 1.0 / num_classes, **motion, **prediction_fields(ranked[:, 0]),
+               "chance": 1.0 / num_classes, **motion, **prediction_fields(predicted),
                "per_class_accuracy": per_class,
                "confusion": confusion.tolist(), "parameters": int(model.count_params()),
                "files": files}

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 
 from rstg_tf.data.atomic import atomic_write_text
-from rstg_tf.data.syncmnist import sync_pair_fields
+from rstg_tf.metrics import prediction_fields, sync_pair_fields
 from rstg_tf.models import build_model
 from rstg_tf.training import checkpoints
 from rstg_tf.training.array_inputs import (ShuffledBatches, array_arguments,
@@ -30,7 +30,6 @@ from rstg_tf.training.config import (TrainConfig, check_resume, common_callbacks
                                      compile_model, set_precision_policy, steps_per_epoch,
                                      time_limit_fields)
 from rstg_tf.training.pretrain import load_backbone_weights
-from rstg_tf.training.ranking import prediction_fields
 from rstg_tf.training.run_log import read_log
 from rstg_tf.training.sync_pair_log import ValSyncPair
 
@@ -55,7 +54,7 @@ def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, ...],
 
     ``train``, ``val`` and ``test`` are (clips, labels) or (clips, labels, digits) as
     ``make_videos`` returns them; with the clips' digits, result.json also has the
-    sync-pair accuracy (``rstg_tf.data.syncmnist.sync_pair_accuracy``) of val and test.
+    sync-pair accuracy (``rstg_tf.metrics.sync_pair_accuracy``) of val and test.
 
     Writes into ``config.model_dir``: config.json, best.keras, last.keras, log.csv,
     backup/ (BackupAndRestore: called again after a kill, it resumes from the last finished

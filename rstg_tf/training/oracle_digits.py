@@ -10,7 +10,7 @@ each frame gets
                                video's true coordinates; each digit's cells sum to 1)
 
 so the only thing left to learn is which pair is synchronous (its shared motion or its
-constant offset, see ``rstg_tf.data.syncmnist.sync_pair_accuracy``). The head is the
+constant offset, see ``rstg_tf.metrics.sync_pair_accuracy``). The head is the
 quick rows' (D = 64), trained with the rows' optimiser and steps by default.
 
 To ask how hard the pair is for any learner, the digits can also come as trajectories,
@@ -31,8 +31,9 @@ import keras
 import numpy as np
 
 from rstg_tf.config import RSTGConfig
-from rstg_tf.data.syncmnist import NUM_CLASSES, SyncMnistGenerator, sync_pair_fields
+from rstg_tf.data.syncmnist import NUM_CLASSES, SyncMnistGenerator
 from rstg_tf.layers.rstg import RSTG
+from rstg_tf.metrics import sync_pair_fields
 from rstg_tf.training.feature_probe import fit_adam
 from rstg_tf.training.schedules import LearningRateCurve, schedule_callbacks
 from rstg_tf.training.sync_pair_log import ValSyncPair

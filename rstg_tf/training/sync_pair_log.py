@@ -2,7 +2,7 @@
 
 Top-1 on SyncMNIST mixes recognising the digits with seeing which pair moves together; a
 run that knows the digits sits at the sync-blind level (1/3 on 3SyncMNIST) until it
-starts on the pair (``rstg_tf.data.syncmnist.sync_pair_accuracy``). Logging the pair per
+starts on the pair (``rstg_tf.metrics.sync_pair_accuracy``). Logging the pair per
 epoch shows when, and by how many standard errors, a run leaves that level.
 """
 
@@ -13,9 +13,8 @@ from typing import Tuple
 import keras
 import numpy as np
 
-from rstg_tf.data.syncmnist import sync_pair_fields
+from rstg_tf.metrics import sync_pair_fields, sync_pair_z
 from rstg_tf.training.array_inputs import array_arguments
-from rstg_tf.training.ranking import sync_pair_z
 
 
 class ValSyncPair(keras.callbacks.Callback):
