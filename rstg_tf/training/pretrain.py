@@ -18,7 +18,7 @@ import keras
 from rstg_tf.data.atomic import atomic_path
 from rstg_tf.models import ModelConfig, build_backbone
 from rstg_tf.training.array_inputs import array_arguments
-from rstg_tf.training.single_digits import single_digit_frames
+from rstg_tf.data.single_digits import single_digit_frames
 
 
 LR_SCHEDULES = ("constant", "cosine")
