@@ -1,3 +1,5 @@
 """Measured figures for docs/performance.md: ``python -m benchmarks [--quick]``."""
 
-from train import cli as _cli  # noqa: F401  (TensorFlow's CPU settings, before it loads)
+from rstg_tf import cli
+
+cli.program_environment()  # TensorFlow's logging and CPU kernels, before it loads

@@ -18,7 +18,7 @@ import tempfile
 
 from absl import flags
 
-from train import cli
+from rstg_tf import cli
 
 flags.DEFINE_boolean("quick", False, "Small sizes, one repeat (a few minutes).")
 flags.DEFINE_boolean("smoke", False, "Tiny block (D=32) and sizes: checks that every "

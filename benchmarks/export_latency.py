@@ -19,7 +19,7 @@ import time
 from absl import flags
 
 from rstg_tf.config import WEIGHT_DTYPES
-from train import cli
+from rstg_tf import cli
 
 flags.DEFINE_list("weights_dtypes", ["float32", "bfloat16"],
                   f"Weights dtypes to export and time, from {list(WEIGHT_DTYPES)}.")

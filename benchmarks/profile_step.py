@@ -21,7 +21,7 @@ import time
 
 from absl import flags
 
-from train import cli
+from rstg_tf import cli
 
 flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"],
                   "Weights and compute dtype of the block.")

@@ -20,7 +20,7 @@ import time
 
 from absl import flags
 
-from train import cli
+from rstg_tf import cli
 
 flags.DEFINE_string("output_dir", ".", "Where smth_speed.json and smth_speed.md go.")
 flags.DEFINE_enum("backbone", "i3d", ["c2d", "i3d"], "ResNet-50 backbone.")

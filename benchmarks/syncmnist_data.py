@@ -16,7 +16,7 @@ import time
 
 from absl import flags
 
-from train import cli
+from rstg_tf import cli
 
 flags.DEFINE_string("data_dir", None, "Shard directory (default: a temporary one).")
 flags.DEFINE_enum("split", "train", ["train", "val", "test"], "Split to make and read.")

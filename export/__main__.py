@@ -13,7 +13,7 @@ import os
 from absl import flags
 
 from rstg_tf.config import WEIGHT_DTYPES
-from train import cli
+from rstg_tf import cli
 
 flags.DEFINE_string("model_dir", None, "A training run's directory (config.json + "
                     "best.keras / last.keras).")

@@ -18,7 +18,7 @@ import urllib.request
 import numpy as np
 from absl import flags
 
-from train import cli
+from rstg_tf import cli
 
 flags.DEFINE_string("server", "localhost:8501", "HOST:PORT (8501 REST, 8500 gRPC by default "
                     "in TF Serving).")

@@ -25,7 +25,7 @@ import numpy as np
 from absl import flags
 
 from export import serve
-from train import cli
+from rstg_tf import cli
 
 # The malformed kinds, in the order they are cycled through (``_request`` builds each).
 MALFORMED = ("bad_json", "not_an_object", "float_values", "out_of_range", "negative",

@@ -33,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from absl import flags
 
-from train import cli
+from rstg_tf import cli
 
 flags.DEFINE_string("export_base", None, "Directory with <model_name>/<version>/ exports.")
 flags.DEFINE_string("host", "127.0.0.1", "Interface to bind (127.0.0.1: this machine only).")

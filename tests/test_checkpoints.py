@@ -194,7 +194,7 @@ def test_a_diverged_run_keeps_its_last_good_checkpoints_and_says_where(tmp_path)
 def test_diverged_training_exits_1_with_one_line(tmp_path):
     from tests.helpers import run_python
 
-    code = ("from train import cli\n"
+    code = ("from rstg_tf import cli\n"
             "from rstg_tf.errors import TrainingDiverged\n"
             "def main(argv):\n"
             "    raise TrainingDiverged('training stopped: the loss became NaN')\n"

@@ -160,7 +160,7 @@ def test_corrupt_shard_named_or_skipped(tmp_path, mnist_npz, compression):
     with pytest.raises(tf.errors.InvalidArgumentError, match=name) as raised:
         _read_all(tmp_path)
     # The programs turn it into one line naming the file and the first unreadable record.
-    from train.cli import corrupt_shard_message
+    from rstg_tf.cli import corrupt_shard_message
     message = corrupt_shard_message(raised.value)
     assert message.startswith(f"corrupt or truncated shard {path}: record ")
     assert "of 8 is unreadable" in message and "--on_corrupt=skip" in message

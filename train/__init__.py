@@ -1,3 +1,5 @@
 """Programs for data, training and evaluation, run from the repository root."""
 
-from train import cli as _cli  # noqa: F401  (TensorFlow's CPU settings, before it loads)
+from rstg_tf import cli
+
+cli.program_environment()  # TensorFlow's logging and CPU kernels, before it loads

@@ -9,7 +9,8 @@ Outputs in --model_dir: config.json, best.keras, last.keras, log.csv, tensorboar
 
 from absl import flags
 
-from train import cli, train_flags
+from rstg_tf import cli
+from train import train_flags
 
 train_flags.define_flags()
 

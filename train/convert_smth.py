@@ -15,7 +15,7 @@ import os
 
 from absl import flags
 
-from train import cli
+from rstg_tf import cli
 
 
 def define_common_flags() -> None:

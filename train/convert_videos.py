@@ -13,7 +13,7 @@ reason in manifest.json. Re-running finishes an interrupted split. See docs/data
 
 from absl import flags
 
-from train import cli
+from rstg_tf import cli
 from train.convert_smth import check_paths, convert, define_common_flags
 
 flags.DEFINE_string("videos_dir", None, "Folder of videos: <label name>/<video> files, or "

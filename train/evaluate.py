@@ -15,7 +15,7 @@ import json
 
 from absl import flags
 
-from train import cli
+from rstg_tf import cli
 
 flags.DEFINE_string("model_dir", None, "A training run's --model_dir.")
 flags.DEFINE_string("data_dir", None, "Shard directory (python -m train.make_syncmnist).")

@@ -13,7 +13,7 @@ import os
 
 from absl import flags
 
-from train import cli
+from rstg_tf import cli
 
 flags.DEFINE_string("model_dir", None, "A python -m train.smth run.", required=True)
 flags.DEFINE_string("data_dir", None, "Converted shards (default: the run's --data_dir).")

@@ -15,7 +15,8 @@ import json
 
 from absl import flags
 
-from train import cli, smth_flags
+from rstg_tf import cli
+from train import smth_flags
 
 smth_flags.define_flags()
 flags.DEFINE_string("checkpoint", None, "The reference checkpoint: its prefix (model.ckpt), "

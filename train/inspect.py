@@ -22,7 +22,8 @@ import time
 from absl import flags
 
 from rstg_tf.config import SCHEDULES  # light: no Keras import
-from train import cli, train_flags
+from rstg_tf import cli
+from train import train_flags
 
 train_flags.define_flags(required=False)
 flags.DEFINE_list("schedules", None, "Schedules to compare, each built from the same flags "

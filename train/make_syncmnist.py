@@ -14,7 +14,7 @@ import os
 
 from absl import flags
 
-from train import cli
+from rstg_tf import cli
 
 flags.DEFINE_integer("digits", 3, "Digits per video (the paper: 3 or 5).", lower_bound=2,
                      upper_bound=10)

@@ -28,7 +28,7 @@ import json
 
 from absl import flags
 
-from train import cli
+from rstg_tf import cli
 
 # rstg_tf.config's schedules, spelled out so that parsing flags does not load Keras.
 SCHEDULES = ["space_only", "time_only", "one_temp", "all_temp", "homogeneous"]

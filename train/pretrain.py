@@ -10,7 +10,7 @@ import json
 
 from absl import flags
 
-from train import cli
+from rstg_tf import cli
 
 flags.DEFINE_integer("num_filters", 512, "Backbone width (must match the model's).",
                      lower_bound=1)

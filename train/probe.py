@@ -19,7 +19,7 @@ import os
 
 from absl import flags
 
-from train import cli
+from rstg_tf import cli
 
 flags.DEFINE_string("data_dir", None, "SyncMNIST shard directory (train and test splits).")
 flags.DEFINE_string("backbone_weights", None, "Pretrained backbone (*.weights.h5).")

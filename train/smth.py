@@ -11,7 +11,8 @@ tensorboard/, backup/. Then: python -m train.evaluate_smth --model_dir=... --den
 
 from absl import flags
 
-from train import cli, smth_flags
+from rstg_tf import cli
+from train import smth_flags
 
 smth_flags.define_flags()
 

@@ -38,7 +38,7 @@ import sys
 
 from absl import flags
 
-from train import cli
+from rstg_tf import cli
 from train.table_report import PAPER, epoch_lines, write_table
 
 SPLITS = ("train", "val", "test")

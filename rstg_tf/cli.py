@@ -1,5 +1,8 @@
-"""What every program in ``train/`` and ``export/`` shares: a user error is one line and
-exit code 2, never a traceback."""
+"""What every program (``train/``, ``export/``, ``benchmarks/``, ``experiments/``) shares:
+``run(main)``, under which a user error is one line and exit code 2, never a traceback;
+and ``program_environment()``, the environment defaults those programs run TensorFlow
+with. Library code the programs call explicitly: importing it changes nothing.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +14,21 @@ from absl import app, flags
 
 from rstg_tf.errors import TrainingDiverged
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# TensorFlow turns its oneDNN CPU kernels on by itself only on CPUs with AVX-512 or AMX
-# features; on an AVX2-only CPU (such as this project's 2-core CI machine) it runs
-# Eigen's, and oneDNN's make the backbone pretraining ~2x and an All-temp train step
-# ~1.3x faster there (docs/performance.md). This must happen before TensorFlow loads,
-# so the train/, export/ and benchmarks/ packages import this module first;
-# TF_ENABLE_ONEDNN_OPTS=0 in the environment keeps Eigen's kernels.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+def program_environment() -> None:
+    """Sets the programs' TensorFlow defaults where the environment has none; it must run
+    before TensorFlow loads, so each program package's ``__init__`` calls it first.
+
+    ``TF_CPP_MIN_LOG_LEVEL=3``: no C++ start-up chatter. ``TF_ENABLE_ONEDNN_OPTS=1``:
+    TensorFlow turns its oneDNN CPU kernels on by itself only on CPUs with AVX-512 or AMX
+    features; on an AVX2-only CPU (such as this project's 2-core CI machine) it runs
+    Eigen's, and oneDNN's make the backbone pretraining ~2x and an All-temp train step
+    ~1.3x faster there (docs/performance.md). ``TF_ENABLE_ONEDNN_OPTS=0`` in the
+    environment keeps Eigen's kernels.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
 
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, FileExistsError)
 
