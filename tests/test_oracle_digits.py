@@ -1,4 +1,5 @@
-"""RSTG schedules on oracle digit maps (``python -m train.oracle``), at tiny sizes."""
+"""RSTG schedules on oracle digit maps (``python -m experiments.sync_pair.oracle``), at tiny
+sizes."""
 
 import ast
 import json
@@ -9,8 +10,8 @@ import pytest
 
 from rstg_tf.config import SCHEDULES
 from rstg_tf.data.syncmnist import SyncMnistConfig, SyncMnistGenerator
-from rstg_tf.training import oracle_digits
-from rstg_tf.training.oracle_digits import (digit_maps, digit_trajectories, oracle_arrays,
+from experiments.sync_pair import oracle_digits
+from experiments.sync_pair.oracle_digits import (digit_maps, digit_trajectories, oracle_arrays,
                                             run_oracle)
 from tests.helpers import run_python, without_tensorflow
 from tests.syncmnist_fixtures import fake_mnist, write_fake_npz
@@ -101,7 +102,8 @@ def test_mlp_head_learns_from_steps_and_rstg_refuses_trajectories():
 def test_oracle_program_end_to_end_and_bad_output(tmp_path):
     npz = write_fake_npz(tmp_path / "mnist.npz")
     out = tmp_path / "oracle" / "oracle.json"
-    result = run_python(["-m", "train.oracle", f"--mnist={npz}", "--schedules=space_only",
+    result = run_python(["-m", "experiments.sync_pair.oracle", f"--mnist={npz}",
+                         "--schedules=space_only",
                          "--schedules=time_only", "--train_videos=32", "--val_videos=12",
                          "--test_videos=16", "--norm=layer", "--lr_schedule=cosine",
                          "--epochs=2", "--steps_per_epoch=2", "--batch_size=8",
@@ -116,15 +118,17 @@ def test_oracle_program_end_to_end_and_bad_output(tmp_path):
         assert len(r["val_sync_pair"]) == 2 and "steps_to_leave_sync_blind" in r
     assert (tmp_path / "oracle" / "oracle.png").stat().st_size > 0
     assert "time_only: test top-1" in result.stdout
-    bad = run_python(["-m", "train.oracle", f"--mnist={npz}", f"--output={tmp_path}/o.txt"])
+    bad = run_python(["-m", "experiments.sync_pair.oracle", f"--mnist={npz}",
+                      f"--output={tmp_path}/o.txt"])
     assert bad.returncode == 2 and "--output must name a .json file" in bad.stderr
-    bad = run_python(["-m", "train.oracle", f"--mnist={npz}", "--inputs=steps",
+    bad = run_python(["-m", "experiments.sync_pair.oracle", f"--mnist={npz}", "--inputs=steps",
                       f"--output={tmp_path}/o.json"])
     assert bad.returncode == 2 and "use --schedules=mlp" in bad.stderr
     assert "Traceback" not in bad.stderr
 
 
-ORACLE_CLI = pathlib.Path(__file__).resolve().parents[1] / "train" / "oracle.py"
+ORACLE_CLI = (pathlib.Path(__file__).resolve().parents[1] / "experiments" / "sync_pair"
+              / "oracle.py")
 
 
 def _cli_list(name):
@@ -133,7 +137,7 @@ def _cli_list(name):
     for node in tree.body:
         if isinstance(node, ast.Assign) and [t.id for t in node.targets] == [name]:
             return ast.literal_eval(node.value)
-    raise AssertionError(f"train/oracle.py defines no {name}")
+    raise AssertionError(f"experiments/sync_pair/oracle.py defines no {name}")
 
 
 def test_oracle_cli_lists_match_the_library():
@@ -144,7 +148,8 @@ def test_oracle_cli_lists_match_the_library():
 def test_oracle_program_mlp_on_steps_under_jax_without_tensorflow(tmp_path):
     npz = write_fake_npz(tmp_path / "mnist.npz")
     out = tmp_path / "steps.json"
-    result = run_python([*without_tensorflow("train.oracle"), f"--mnist={npz}", "--inputs=steps",
+    result = run_python([*without_tensorflow("experiments.sync_pair.oracle"), f"--mnist={npz}",
+                         "--inputs=steps",
                          "--schedules=mlp", "--mlp_width=8", "--train_videos=32",
                          "--val_videos=12", "--test_videos=16", "--epochs=2", "--steps_per_epoch=2",
                          "--batch_size=8", f"--output={out}", "--verbose=0"],

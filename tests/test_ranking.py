@@ -7,6 +7,7 @@ import math
 import pytest
 
 from rstg_tf import metrics
+from experiments.sync_pair import report
 from train import table_report
 from train.table_report import PAPER, order_lines, write_table
 
@@ -18,14 +19,17 @@ def _result(top1, sync=None, n=1000, sync_n=990, blind=1 / 3):
 
 def test_sync_verdict_uses_the_binomial_standard_error():
     se = math.sqrt((1 / 3) * (2 / 3) / 990)                       # 1.5 points
-    assert table_report.sync_verdict(_result(0.3, 1 / 3 + 2.1 * se)).startswith("finds the sync pair")
+    assert table_report.sync_verdict(_result(0.3, 1 / 3 + 2.1 * se)).startswith(
+        "finds the sync pair")
     within = table_report.sync_verdict(_result(0.3, 1 / 3 + 1.9 * se))
     assert within.startswith("sync-blind") and "within 2 s.e. of 33 %" in within
     assert "(+1.9)" in within
     assert "below" in table_report.sync_verdict(_result(0.3, 1 / 3 - 2.5 * se))
     # the same accuracy on ten times the clips is a real difference
-    assert table_report.sync_verdict(_result(0.3, 0.36, sync_n=990)).startswith("sync-blind")
-    assert table_report.sync_verdict(_result(0.3, 0.36, sync_n=9900)).startswith("finds the sync pair")
+    assert table_report.sync_verdict(_result(0.3, 0.36, sync_n=990)).startswith(
+        "sync-blind")
+    assert table_report.sync_verdict(_result(0.3, 0.36, sync_n=9900)).startswith(
+        "finds the sync pair")
     # 5SyncMNIST's sync-blind rate is 1/10
     assert "10 %" in table_report.sync_verdict(_result(0.1, 0.1, blind=0.1))
     assert table_report.sync_verdict(_result(0.3, None)) is None
@@ -97,8 +101,10 @@ def test_prediction_fields_and_the_collapse_note():
                                                        "top_class_share": 0.75}
     collapsed = {**_result(0.02), **metrics.prediction_fields([5] * 1000)}
     assert collapsed["top_class_share"] == 1.0
-    assert table_report.collapse_note(collapsed).startswith("predicts one class for every clip")
-    assert table_report.collapse_note({**_result(0.02), **metrics.prediction_fields([5, 6])}) is None
+    assert table_report.collapse_note(collapsed).startswith(
+        "predicts one class for every clip")
+    assert table_report.collapse_note(
+        {**_result(0.02), **metrics.prediction_fields([5, 6])}) is None
     assert table_report.collapse_note(_result(0.02)) is None            # results without the field
     assert table_report.collapse_note({**_result(0.5, n=1), "predicted_classes": 1}) is None
     with pytest.raises(ValueError, match="at least one"):
@@ -130,19 +136,19 @@ def _probe_report(num_digits=5, **probes):
 
 
 def test_probe_summary():
-    line, best = table_report.probe_summary(_probe_report(mean=[0.05, 0.068], cells=[0.07, 0.081]),
+    line, best = report.probe_summary(_probe_report(mean=[0.05, 0.068], cells=[0.07, 0.081]),
                                        5)
     assert best == pytest.approx(8.1)
     assert "val top-1 `mean` 6.8 %, `cells` 8.1 %" in line and "2 x 300 steps of 16" in line
     assert "32-filter backbone of `bb.weights.h5`" in line and "1000 test videos" in line
     with pytest.raises(ValueError, match="3-digit clips, not 5-digit"):
-        table_report.probe_summary(_probe_report(3, mean=[0.2]), 5)
+        report.probe_summary(_probe_report(3, mean=[0.2]), 5)
     with pytest.raises(ValueError, match="'mean' has no val_top1"):
-        table_report.probe_summary(_probe_report(mean=[]), 5)
+        report.probe_summary(_probe_report(mean=[]), 5)
     with pytest.raises(ValueError, match="no probes"):
-        table_report.probe_summary(_probe_report(), 5)
-    with pytest.raises(ValueError, match="not a train.probe report"):
-        table_report.probe_summary([1, 2], 5)
+        report.probe_summary(_probe_report(), 5)
+    with pytest.raises(ValueError, match="not an experiments.sync_pair.probe report"):
+        report.probe_summary([1, 2], 5)
 
 
 def test_table_md_gives_the_probes_line(tmp_path, capsys):
@@ -151,7 +157,7 @@ def test_table_md_gives_the_probes_line(tmp_path, capsys):
     probe = tmp_path / "probe.json"
     probe.write_text(json.dumps(_probe_report(mean=[0.05, 0.068], nodes=[0.08, 0.085])))
     text = open(write_table(5, "quick", list(results), results, str(tmp_path))).read()
-    assert "Sync-blind probes (`python -m train.probe`" in text
+    assert "Sync-blind probes (`python -m experiments.sync_pair.probe`" in text
     assert "val top-1 `mean` 6.8 %, `nodes` 8.5 %" in text
     # a probe report of other clips, or a corrupt one: named on stdout, left out of the table
     for content in (json.dumps(_probe_report(3, mean=[0.2])), '{"probes": {"mean": '):

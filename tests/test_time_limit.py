@@ -10,7 +10,7 @@ import pytest
 from rstg_tf.data.syncmnist import pair_label
 from rstg_tf.training.config import TrainConfig
 from rstg_tf.training.in_memory import train_in_memory
-from rstg_tf.training.time_budget import (MIN_ROW_MINUTES, ROW_SHARE, TimeBudget,
+from train.time_budget import (MIN_ROW_MINUTES, ROW_SHARE, TimeBudget,
                                           row_minutes)
 from rstg_tf.training.time_limit import TimeLimit
 from train.table_report import epochs_note
@@ -173,7 +173,7 @@ def test_table_probes_run_only_for_a_frozen_backbone_with_time_left(tmp_path, mo
                      f, clock)
 
     probe(["--epochs=2", "--steps_per_epoch=10"])        # quick: frozen, no time budget
-    assert len(runs) == 1 and runs[0][:2] == ["-m", "train.probe"]
+    assert len(runs) == 1 and runs[0][:2] == ["-m", "experiments.sync_pair.probe"]
     for flag in ("--data_dir=data/d", "--backbone_weights=bb.weights.h5", "--num_filters=32",
                  "--epochs=2", "--steps_per_epoch=10", "--batch_size=16",
                  f"--output={tmp_path / 'probe.json'}", f"--rows_dir={tmp_path}"):

@@ -350,7 +350,7 @@ def test_table_runner_end_to_end(tmp_path, data_dir, mnist_npz):
     assert (probe["epochs"], probe["steps_per_epoch"], probe["batch_size"]) == (1, 2, 4)
     assert sorted(probe["probes"]) == ["cells", "mean", "nodes"]
     assert sorted(probe["rows_val_top1"]) == ["mean_lstm", "rstg_space_only"]
-    assert "Sync-blind probes (`python -m train.probe`" in table
+    assert "Sync-blind probes (`python -m experiments.sync_pair.probe`" in table
     assert sorted(work_dir.glob("backbone*")) == [backbone]      # reused, none pretrained
     for row in ("mean_lstm", "rstg_space_only"):
         report = json.load(open(work_dir / row / "eval_test.json"))

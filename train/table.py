@@ -19,12 +19,13 @@ leaves ``result.json``, which re-runs skip like ``eval_test.json``.
 
 ``--time_budget_minutes``: the whole run (data, backbone, rows) ends in about that time,
 for a machine lent for a fixed time: each pending row trains for its part of what is left
-(``--max_train_minutes``; ``rstg_tf.training.time_budget``); once a row would get too
+(``--max_train_minutes``; ``train.time_budget``); once a row would get too
 little, it and the rows after it are not run. table.md notes every row that trained fewer
 epochs than its flags asked for.
 
 ``--probe`` (default on; shards only): when the rows keep the pretrained backbone frozen
-(the quick budget), ``python -m train.probe`` then trains the sync-blind probes of it with
+(the quick budget), ``python -m experiments.sync_pair.probe`` then trains the sync-blind
+probes of it with
 the rows' steps (~1 min on the quick data) into work_dir/probe.json, and table.md says how
 far they got: how much of the rows' accuracy any reader of those features blind to the
 synchronous pair would get.
@@ -78,7 +79,8 @@ flags.DEFINE_float("time_budget_minutes", None, "Finish in about this many minut
                    "time left are not run).", lower_bound=0.0)
 flags.DEFINE_boolean("probe", True, "After the rows (shards only), when they keep the "
                      "backbone frozen: the sync-blind probes of it with the rows' steps "
-                     "(python -m train.probe; ~1 min on the quick data), a line in table.md.")
+                     "(python -m experiments.sync_pair.probe; ~1 min on the quick data), a "
+                     "line in table.md.")
 flags.DEFINE_list("extra_flags", [], "More flags for every training run, e.g. "
                   "--extra_flags=--epochs=2,--steps_per_epoch=10.")
 
@@ -167,7 +169,7 @@ def main(argv):
     os.makedirs(work_dir, exist_ok=True)
     for row in rows:
         _check_validated_on_val(os.path.join(work_dir, row))
-    from rstg_tf.training.time_budget import TimeBudget
+    from train.time_budget import TimeBudget
 
     clock = TimeBudget(f.time_budget_minutes)
     if f.in_memory:
@@ -246,8 +248,9 @@ def _shard_rows(digits, budget, rows, work_dir, data_dir, f, clock):
 
 
 def _probe(digits, budget, row, work_dir, data_dir, backbone, f, clock):
-    """``python -m train.probe`` on the budget's backbone with the rows' steps, when the
-    rows keep it frozen (probe.json: a line in table.md); once per work_dir."""
+    """``python -m experiments.sync_pair.probe`` on the budget's backbone with the rows'
+    steps, when the rows keep it frozen (probe.json: a line in table.md); once per
+    work_dir."""
     path = os.path.join(work_dir, "probe.json")
     config = _row_config(digits, budget, row, backbone, work_dir, f)
     if os.path.exists(path) or not config.freeze_backbone:
@@ -259,7 +262,8 @@ def _probe(digits, budget, row, work_dir, data_dir, backbone, f, clock):
               "left.", flush=True)
         return
     steps = [f"--steps_per_epoch={config.steps_per_epoch}"] if config.steps_per_epoch else []
-    _run(["-m", "train.probe", f"--data_dir={data_dir}", f"--backbone_weights={backbone}",
+    _run(["-m", "experiments.sync_pair.probe", f"--data_dir={data_dir}",
+          f"--backbone_weights={backbone}",
           f"--num_filters={config.model.num_filters}", f"--rows_dir={work_dir}",
           f"--output={path}", f"--epochs={config.epochs}", f"--batch_size={config.batch_size}",
           *steps, f"--verbose={min(config.verbose, 2)}"],

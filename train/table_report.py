@@ -10,7 +10,6 @@ on them: here); then a bar chart.
 
 import json
 import os
-from collections.abc import Mapping
 
 from rstg_tf import metrics
 
@@ -148,8 +147,11 @@ def _percent(fraction):
 
 
 def probe_line_of(work_dir, digits):
-    """(line, best probe %) from work_dir/probe.json (``python -m train.probe``), if it
-    has one; a file that is not a probe report of these clips is named and left out."""
+    """(line, best probe %) from work_dir/probe.json (``python -m
+    experiments.sync_pair.probe``), if it has one; a file that is not a probe report of
+    these clips is named and left out."""
+    from experiments.sync_pair.report import probe_summary
+
     path = os.path.join(work_dir, "probe.json")
     if not os.path.exists(path):
         return None
@@ -195,38 +197,6 @@ def collapse_note(result):
     if result.get("predicted_classes") == 1 and int(result.get("num_videos") or 0) > 1:
         return "predicts one class for every clip (its output ignores the input)"
     return None
-
-
-def probe_summary(report, num_digits):
-    """table.md's line on the sync-blind probes of the same frozen backbone, from the JSON
-    ``python -m train.probe`` writes, and the best probe's last val top-1 (%).
-
-    Raises ValueError naming what is wrong when ``report`` is not such a JSON for
-    ``num_digits``-digit clips.
-    """
-    if not isinstance(report, Mapping) or not isinstance(report.get("probes"), Mapping):
-        raise ValueError("not a train.probe report (no 'probes').")
-    if report.get("num_digits") != num_digits:
-        raise ValueError(f"its probes read {report.get('num_digits')}-digit clips, not "
-                         f"{num_digits}-digit ones.")
-    last = {}
-    for kind, history in report["probes"].items():
-        top1 = history.get("val_top1") if isinstance(history, Mapping) else None
-        if not isinstance(top1, list) or not top1:
-            raise ValueError(f"probe {kind!r} has no val_top1 history.")
-        last[kind] = 100 * float(top1[-1])
-    if not last:
-        raise ValueError("it has no probes.")
-    steps = (f"{report.get('epochs')} x {report.get('steps_per_epoch')} steps of "
-             f"{report.get('batch_size')}")
-    figures = ", ".join(f"`{k}` {v:.1f} %" for k, v in last.items())
-    line = (f"Sync-blind probes (`python -m train.probe`: small readers that cannot find the "
-            f"pair, on the frozen {report.get('num_filters')}-filter backbone of "
-            f"`{report.get('backbone_weights')}`, {steps}): val top-1 {figures} on "
-            f"{report.get('val_videos')} test videos of `{report.get('data_dir')}`. A row at "
-            "or under them has read no more from those features than a reader blind to the "
-            "pair.")
-    return line, max(last.values())
 
 
 def describe(comparison, names=None):

@@ -1,4 +1,4 @@
-"""A wall-clock limit for one ``model.fit`` (``--max_train_minutes``); ``time_budget``
+"""A wall-clock limit for one ``model.fit`` (``--max_train_minutes``); ``train.time_budget``
 shares a fixed time among several runs (``python -m train.table --time_budget_minutes``).
 
 Keras has no such callback; TensorFlow Addons' ``TimeStopping`` (end of life) only looked

@@ -34,7 +34,7 @@ from rstg_tf.config import RSTGConfig
 from rstg_tf.data.syncmnist import NUM_CLASSES, SyncMnistGenerator
 from rstg_tf.layers.rstg import RSTG
 from rstg_tf.metrics import sync_pair_fields
-from rstg_tf.training.feature_probe import fit_adam
+from experiments.sync_pair.feature_probe import fit_adam
 from rstg_tf.training.schedules import LearningRateCurve, schedule_callbacks
 from rstg_tf.training.sync_pair_log import ValSyncPair
 

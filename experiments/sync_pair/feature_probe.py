@@ -182,7 +182,7 @@ def write_val_top1_report(results: dict, output: str, series: Dict[str, Sequence
                           legend_outside: bool = False) -> dict:
     """Writes ``results`` (plus its ``files``) as JSON to ``output`` (*.json) and, beside
     it, a PNG of ``series`` (val top-1 % per epoch) with a dashed line at the sync-blind
-    ``optimum``; returns the files. Shared by ``train.probe`` and ``train.oracle``."""
+    ``optimum``; returns the files. Shared by the ``probe`` and ``oracle`` programs."""
     from rstg_tf import plots
     from rstg_tf.data.atomic import atomic_write_text
 

@@ -1,12 +1,12 @@
-"""Sync-blind probes of a frozen backbone: ``python -m train.probe``.
+"""Sync-blind probes of a frozen backbone: ``python -m experiments.sync_pair.probe``.
 
-  python -m train.probe --data_dir=data/syncmnist3_quick --num_filters=32 \\
+  python -m experiments.sync_pair.probe --data_dir=data/syncmnist3_quick --num_filters=32 \\
       --backbone_weights=runs/table3_quick/backbone32_60000x2_cosine0.002.weights.h5 \\
       --rows_dir=runs/table3_quick --output=runs/table3_quick/probe.json
 
 How far the backbone's features go for classifiers that cannot find the synchronous pair
 (what they read has neither frame order, for its motion, nor two digits' places in one
-frame, for its constant offset; ``rstg_tf.training.feature_probe``), trained with the
+frame, for its constant offset; ``experiments.sync_pair.feature_probe``), trained with the
 quick budget's steps, beside the sync-blind optimum (1/C(D,2) top-1 at loss ln C(D,2)).
 A Table 1 row at or under the probes shows no more than a sync-blind reading of the same
 features gives. Writes the JSON (per-epoch history of each probe, the optimum) and a
@@ -25,7 +25,7 @@ flags.DEFINE_string("data_dir", None, "SyncMNIST shard directory (train and test
 flags.DEFINE_string("backbone_weights", None, "Pretrained backbone (*.weights.h5).")
 flags.DEFINE_integer("num_filters", 512, "Backbone width (must match the weights).",
                      lower_bound=1)
-# rstg_tf.training.feature_probe.PROBES, spelled out so that parsing flags does not load
+# experiments.sync_pair.feature_probe.PROBES, spelled out so that parsing flags does not load
 # Keras; keep the two in step.
 flags.DEFINE_multi_enum("probes", ["mean", "nodes", "cells"], ["mean", "nodes", "cells"],
                         "Probes to train.")
@@ -46,7 +46,7 @@ flags.mark_flags_as_required(["data_dir", "backbone_weights", "output"])
 
 def _split_features(f, split, config):
     from rstg_tf.data import pipeline, syncmnist_records
-    from rstg_tf.training.feature_probe import backbone_maps
+    from experiments.sync_pair.feature_probe import backbone_maps
 
     _, counts, _ = pipeline.split_files(f.data_dir, split)
     count = min(sum(counts), f.max_videos or sum(counts))
@@ -80,7 +80,7 @@ def main(argv):
         raise FileNotFoundError(f"--backbone_weights {f.backbone_weights} does not exist.")
     rows = _rows_curves(f.rows_dir) if f.rows_dir else {}
     from rstg_tf.models import ModelConfig
-    from rstg_tf.training.feature_probe import (all_probe_inputs, run_probe,
+    from experiments.sync_pair.feature_probe import (all_probe_inputs, run_probe,
                                                 sync_blind_optimum, write_val_top1_report)
 
     config = ModelConfig(num_filters=f.num_filters)

@@ -1,10 +1,10 @@
-"""RSTG schedules on oracle digit maps: ``python -m train.oracle``.
+"""RSTG schedules on oracle digit maps: ``python -m experiments.sync_pair.oracle``.
 
-  python -m train.oracle --digits=3 --output=runs/oracle3/oracle.json
+  python -m experiments.sync_pair.oracle --digits=3 --output=runs/oracle3/oracle.json
 
 Each schedule's RSTG head (the quick rows' widths) and classifier learn SyncMNIST's 46
 classes from the videos' true digit maps instead of a backbone's features
-(``rstg_tf.training.oracle_digits``): the digits are given, so what is left to learn is
+(``experiments.sync_pair.oracle_digits``): the digits are given, so what is left to learn is
 which pair is synchronous. Trained with the quick rows' optimiser and steps by default
 (Adam 3e-4, 7 x 300 steps of 16, 10k train / 1k val / 1k test videos from real MNIST,
 generated in memory), or any ``--lr_schedule`` and ``--norm``. Writes the JSON (per-epoch
@@ -12,12 +12,13 @@ history with the val sync pair, the steps after which it left the sync-blind lev
 top-1, sync pair and present pair of each schedule) and a PNG of val top-1 per epoch
 beside it. Validation videos are made of MNIST's training digits; test is read once.
 
-  python -m train.oracle --digits=3 --schedules=all_temp --norm=layer --train_videos=50000 \
-      --epochs=20 --learning_rate=1e-3 --lr_schedule=cosine --cosine_fraction=0.3 \
-      --output=runs/oracle3/all_temp_layer.json
+  python -m experiments.sync_pair.oracle --digits=3 --schedules=all_temp --norm=layer \
+      --train_videos=50000 --epochs=20 --learning_rate=1e-3 --lr_schedule=cosine \
+      --cosine_fraction=0.3 --output=runs/oracle3/all_temp_layer.json
 
-  python -m train.oracle --digits=3 --inputs=steps --schedules=mlp --train_videos=100000 \
-      --epochs=30 --learning_rate=1e-3 --output=runs/oracle3/mlp_steps_100k.json
+  python -m experiments.sync_pair.oracle --digits=3 --inputs=steps --schedules=mlp \
+      --train_videos=100000 --epochs=30 --learning_rate=1e-3 \
+      --output=runs/oracle3/mlp_steps_100k.json
 
 ``--inputs=positions|steps`` gives the digits' exact trajectories instead of maps, read
 by a plain MLP (``--schedules=mlp``, ``--mlp_width``): how hard the pair is for a learner
@@ -71,7 +72,7 @@ def _arrays(f, mnist, split, count, num_digits):
     import keras
 
     from rstg_tf.data.syncmnist import SyncMnistConfig, SyncMnistGenerator
-    from rstg_tf.training.oracle_digits import oracle_arrays
+    from experiments.sync_pair.oracle_digits import oracle_arrays
 
     images, labels = mnist.split(split)
     generator = SyncMnistGenerator(images, labels, split, SyncMnistConfig(num_digits))
@@ -91,8 +92,8 @@ def main(argv):
         raise ValueError(f"--inputs={f.inputs} is read by the mlp head only; RSTG schedules "
                          f"({', '.join(rstg)}) read maps: use --schedules=mlp.")
     from rstg_tf.data.mnist import load_mnist
-    from rstg_tf.training.feature_probe import sync_blind_optimum, write_val_top1_report
-    from rstg_tf.training.oracle_digits import LEAVE_Z, run_oracle
+    from experiments.sync_pair.feature_probe import sync_blind_optimum, write_val_top1_report
+    from experiments.sync_pair.oracle_digits import LEAVE_Z, run_oracle
 
     num_digits = int(f.digits)
     mnist = load_mnist(f.mnist, expected_counts=None)
