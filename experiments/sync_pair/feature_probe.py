@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Callable, Dict, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
@@ -195,3 +195,77 @@ def write_val_top1_report(results: dict, output: str, series: Dict[str, Sequence
                              100 * optimum["top1"]})
     atomic_write_text(output, json.dumps(results, indent=1) + "\n")
     return results["files"]
+
+
+def _split_features(data_dir, split, config, backbone_weights, max_videos, verbose):
+    from rstg_tf.data import pipeline, syncmnist_records
+
+    _, counts, _ = pipeline.split_files(data_dir, split)
+    count = min(sum(counts), max_videos or sum(counts))
+    data = syncmnist_records.dataset(data_dir, split, 64, with_digits=True)
+    num_digits = int(data.element_spec[2].shape[-1])
+    data = data.unbatch().take(count).batch(64).map(lambda x, y, d: (x, y))
+    if verbose:
+        print(f"{split}: features of {count} clips")
+    return backbone_maps(data, config, backbone_weights, count, verbose), num_digits
+
+
+def _rows_curves(rows_dir):
+    from rstg_tf.training.run_log import read_log
+
+    if not os.path.isdir(rows_dir):
+        raise FileNotFoundError(f"--rows_dir {rows_dir} does not exist.")
+    curves = {}
+    for row in sorted(os.listdir(rows_dir)):
+        top1 = read_log(os.path.join(rows_dir, row)).get("val_top1")
+        if top1:
+            curves[row] = [100 * v for v in top1]
+    return curves
+
+
+def run_probes(data_dir: str, backbone_weights: str, output: str, num_filters: int = 512,
+               probes: Sequence[str] = tuple(PROBES), epochs: int = 7,
+               steps_per_epoch: int = 300, batch_size: int = 16, learning_rate: float = 1e-3,
+               max_videos: Optional[int] = None, rows_dir: Optional[str] = None,
+               seed: int = 0, verbose: int = 1) -> Dict[str, str]:
+    """``probes`` on the frozen ``num_filters``-filter backbone ``backbone_weights``, on
+    the train and val shards of ``data_dir`` (the first ``max_videos`` of each); writes
+    ``output`` (JSON: each probe's per-epoch history, the sync-blind optimum) and a PNG of
+    val top-1 per epoch beside it, with each row's of the Table 1 work dir ``rows_dir``.
+    Returns the files (``python -m experiments.sync_pair.probe``; ``python -m train.table``
+    runs it after its rows)."""
+    if not output.endswith(".json"):
+        raise ValueError(f"--output must name a .json file; got {output!r}.")
+    if not os.path.exists(backbone_weights):
+        raise FileNotFoundError(f"--backbone_weights {backbone_weights} does not exist.")
+    rows = _rows_curves(rows_dir) if rows_dir else {}
+    config = ModelConfig(num_filters=num_filters)
+    train, num_digits = _split_features(data_dir, "train", config, backbone_weights,
+                                        max_videos, verbose)
+    val, _ = _split_features(data_dir, "val", config, backbone_weights, max_videos, verbose)
+    optimum = sync_blind_optimum(num_digits)
+    results = {"data_dir": data_dir, "backbone_weights": backbone_weights,
+               "num_filters": num_filters, "num_digits": num_digits,
+               "train_videos": len(train[1]), "val_videos": len(val[1]),
+               "epochs": epochs, "steps_per_epoch": steps_per_epoch,
+               "batch_size": batch_size, "learning_rate": learning_rate,
+               "sync_blind_optimum": optimum, "probes": {}}
+    kinds = list(dict.fromkeys(probes))
+    train_inputs = all_probe_inputs(kinds, train[0], config)
+    val_inputs = all_probe_inputs(kinds, val[0], config)
+    for kind in kinds:
+        history = run_probe(kind, (train_inputs[kind], train[1]), (val_inputs[kind], val[1]),
+                            config.num_classes, epochs, steps_per_epoch, batch_size,
+                            learning_rate, seed, verbose=verbose)
+        results["probes"][kind] = history
+        print(f"probe {kind}: val top-1 {100 * history['val_top1'][-1]:.1f}%, val loss "
+              f"{history['val_loss'][-1]:.3f} after {epochs} x {steps_per_epoch} steps "
+              f"(sync-blind optimum {100 * optimum['top1']:.1f}% at {optimum['loss']:.3f})")
+    series = {f"probe {k}": [100 * v for v in h["val_top1"]]
+              for k, h in results["probes"].items()}
+    series.update(rows)
+    results["rows_val_top1"] = rows
+    return write_val_top1_report(
+        results, output, series, f"Val top-1: sync-blind probes of the frozen "
+        f"{num_filters}-filter backbone ({num_digits} digits)",
+        f"epoch ({steps_per_epoch} steps of {batch_size})", optimum, legend_outside=True)

@@ -15,7 +15,6 @@ log.csv) is drawn too.
 """
 
 import json
-import os
 
 from absl import flags
 
@@ -44,74 +43,16 @@ flags.DEFINE_integer("verbose", 1, "Progress bars (0: none).", lower_bound=0, up
 flags.mark_flags_as_required(["data_dir", "backbone_weights", "output"])
 
 
-def _split_features(f, split, config):
-    from rstg_tf.data import pipeline, syncmnist_records
-    from experiments.sync_pair.feature_probe import backbone_maps
-
-    _, counts, _ = pipeline.split_files(f.data_dir, split)
-    count = min(sum(counts), f.max_videos or sum(counts))
-    data = syncmnist_records.dataset(f.data_dir, split, 64, with_digits=True)
-    num_digits = int(data.element_spec[2].shape[-1])
-    data = data.unbatch().take(count).batch(64).map(lambda x, y, d: (x, y))
-    if f.verbose:
-        print(f"{split}: features of {count} clips")
-    return backbone_maps(data, config, f.backbone_weights, count, f.verbose), num_digits
-
-
-def _rows_curves(rows_dir):
-    from rstg_tf.training.run_log import read_log
-
-    if not os.path.isdir(rows_dir):
-        raise FileNotFoundError(f"--rows_dir {rows_dir} does not exist.")
-    curves = {}
-    for row in sorted(os.listdir(rows_dir)):
-        top1 = read_log(os.path.join(rows_dir, row)).get("val_top1")
-        if top1:
-            curves[row] = [100 * v for v in top1]
-    return curves
-
-
 def main(argv):
     del argv
     f = flags.FLAGS
-    if not f.output.endswith(".json"):
-        raise ValueError(f"--output must name a .json file; got {f.output!r}.")
-    if not os.path.exists(f.backbone_weights):
-        raise FileNotFoundError(f"--backbone_weights {f.backbone_weights} does not exist.")
-    rows = _rows_curves(f.rows_dir) if f.rows_dir else {}
-    from rstg_tf.models import ModelConfig
-    from experiments.sync_pair.feature_probe import (all_probe_inputs, run_probe,
-                                                sync_blind_optimum, write_val_top1_report)
+    from experiments.sync_pair.feature_probe import run_probes
 
-    config = ModelConfig(num_filters=f.num_filters)
-    train, num_digits = _split_features(f, "train", config)
-    val, _ = _split_features(f, "val", config)
-    optimum = sync_blind_optimum(num_digits)
-    results = {"data_dir": f.data_dir, "backbone_weights": f.backbone_weights,
-               "num_filters": f.num_filters, "num_digits": num_digits,
-               "train_videos": len(train[1]), "val_videos": len(val[1]),
-               "epochs": f.epochs, "steps_per_epoch": f.steps_per_epoch,
-               "batch_size": f.batch_size, "learning_rate": f.learning_rate,
-               "sync_blind_optimum": optimum, "probes": {}}
-    kinds = list(dict.fromkeys(f.probes))
-    train_inputs = all_probe_inputs(kinds, train[0], config)
-    val_inputs = all_probe_inputs(kinds, val[0], config)
-    for kind in kinds:
-        history = run_probe(kind, (train_inputs[kind], train[1]), (val_inputs[kind], val[1]),
-                            config.num_classes, f.epochs, f.steps_per_epoch, f.batch_size,
-                            f.learning_rate, f.seed, verbose=f.verbose)
-        results["probes"][kind] = history
-        print(f"probe {kind}: val top-1 {100 * history['val_top1'][-1]:.1f}%, val loss "
-              f"{history['val_loss'][-1]:.3f} after {f.epochs} x {f.steps_per_epoch} steps "
-              f"(sync-blind optimum {100 * optimum['top1']:.1f}% at {optimum['loss']:.3f})")
-    series = {f"probe {k}": [100 * v for v in h["val_top1"]]
-              for k, h in results["probes"].items()}
-    series.update(rows)
-    results["rows_val_top1"] = rows
-    files = write_val_top1_report(
-        results, f.output, series, f"Val top-1: sync-blind probes of the frozen "
-        f"{f.num_filters}-filter backbone ({num_digits} digits)",
-        f"epoch ({f.steps_per_epoch} steps of {f.batch_size})", optimum, legend_outside=True)
+    files = run_probes(f.data_dir, f.backbone_weights, f.output, num_filters=f.num_filters,
+                       probes=f.probes, epochs=f.epochs, steps_per_epoch=f.steps_per_epoch,
+                       batch_size=f.batch_size, learning_rate=f.learning_rate,
+                       max_videos=f.max_videos, rows_dir=f.rows_dir, seed=f.seed,
+                       verbose=f.verbose)
     print(json.dumps({"files": files}))
 
 
