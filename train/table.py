@@ -206,11 +206,12 @@ def _report(digits, row, result, model_dir):
 def _shard_rows(digits, budget, rows, work_dir, data_dir, f, clock):
     """Each row trained and tested in this process on the shards (``train_and_test``:
     the tf.data trainer, then ``best.keras`` on the test split: eval_test.json)."""
-    _ensure_data(data_dir, digits, budget, f)
-    backbone = _ensure_backbone(work_dir, budget, lambda: _mnist(f))
+    backbone = _backbone_path(work_dir, budget)
     paths = {row: os.path.join(work_dir, row, "eval_test.json") for row in rows}
     configs = {row: _row_config(digits, budget, row, backbone, work_dir, f, data_dir)
-               for row in rows if not os.path.exists(paths[row])}  # all checked first
+               for row in rows if not os.path.exists(paths[row])}  # checked before any work
+    _ensure_data(data_dir, digits, budget, f)
+    _ensure_backbone(work_dir, budget, lambda: _mnist(f))
     results = _finished_rows(digits, rows, paths)
     results.update(_train_rows(digits, budget, configs, None, f, clock))
     if f.probe:
