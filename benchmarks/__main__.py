@@ -1,6 +1,9 @@
 """RSTG performance: ``python -m benchmarks [--quick|--smoke] [--output=results.json]``.
 
-Sections (issue #6): block scaling in T beside the naive per-pair send, a space-time
+Under a Keras backend other than TensorFlow (``KERAS_BACKEND=jax``: the GPU machine has no
+TensorFlow) it runs ``benchmarks.any_backend`` instead (block, training step, streaming
+step and input wait, backend-neutral), writing any_backend.json / .md beside --output.
+Under TensorFlow: block scaling in T beside the naive per-pair send, a space-time
 non-local block and one full graph over all T*N nodes (the paper's complexity comparison;
 time exponents fitted), the send MLP alone, achieved GFLOP/s vs a measured matmul peak,
 streaming latency of the online step, XLA and precision, input pipeline vs the training
@@ -154,6 +157,13 @@ def _plot(results, path):
 def main(argv):
     del argv
     f = flags.FLAGS
+    import keras
+
+    if keras.backend.backend() != "tensorflow":    # e.g. the GPU machine: JAX, no TF
+        from benchmarks.any_backend import run
+        mode = "smoke" if f.smoke else "quick" if f.quick else "full"
+        run(mode, os.path.dirname(os.path.abspath(f.output)))
+        return
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")            # each size traces anew, on purpose

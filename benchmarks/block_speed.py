@@ -13,50 +13,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from benchmarks.backend_timing import timed
+from benchmarks.flops import H, W, non_local_flops, rstg_flops_per_frame
 from benchmarks.full_graph import FullSpaceTimeGraph, full_graph_flops
 from rstg_tf.config import RSTGConfig
 from rstg_tf.layers.non_local import NonLocalBlock
 from rstg_tf.layers.rstg import RSTG
 from rstg_tf.layers.space_stage import SpaceStage
 from rstg_tf.models import dtype_policy
-
-H = W = 6  # SyncMNIST backbone map
-
-
-def timed(fn: Callable[[], object], repeats: int, warmup: int = 1) -> List[float]:
-    """Seconds of each of ``repeats`` calls (after ``warmup`` untimed ones)."""
-    for _ in range(warmup):
-        _block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        _block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def _block_until_ready(out):
-    for t in tf.nest.flatten(out):
-        if hasattr(t, "numpy"):
-            t.numpy()
-
-
-def rstg_flops_per_frame(config: RSTGConfig, channels: int, num_nodes: int = 14,
-                         cells: int = H * W) -> float:
-    """Forward FLOPs (2 per multiply-add) of the all_temp block per frame, matmuls only."""
-    n, d, m, k = num_nodes, config.node_dim, config.message_dim, config.num_iterations
-    lstm = 2 * n * (4 * d * d) * 2                         # input + recurrent projections
-    send1 = 2 * n * d * m * 2 if config.factorized_send else 2 * n * n * (2 * d) * m
-    send2 = 2 * n * n * m * m
-    gather = 2 * n * n * m
-    update = 2 * n * (d + m) * d + 2 * n * d * d * (config.update_layers - 1)
-    encode = 2 * n * cells * channels + (2 * n * channels * d if channels != d else 0)
-    return (k + 1) * lstm + k * (send1 + send2 + gather + update) + encode
-
-
-def non_local_flops(t: int, positions: int, channels: int) -> float:
-    p, inner = t * positions, channels // 2
-    return 2 * p * channels * inner * 3 + 2 * p * p * inner * 2 + 2 * p * inner * channels
 
 
 def matmul_peak(size: int = 2048, repeats: int = 5) -> float:

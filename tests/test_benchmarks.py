@@ -66,3 +66,42 @@ def test_export_latency_times_each_weights_dtype(tmp_path):
     bad = run_python(["-m", "benchmarks.export_latency", "--weights_dtypes=int8"])
     assert bad.returncode == 2 and "--weights_dtypes" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def _check_any_backend(result):
+    """The backend-neutral figures: every section, each with its FLOPs and peak share."""
+    assert result["matmul_peak_gflop_per_s"]["float32"] > 0
+    rows = result["block"]["rows"]
+    assert {(r["T"], r["batch"]) for r in rows} == {(2, 2), (4, 2)}
+    for row in rows:
+        assert row["forward_ms"] > 0 and row["train_ms"] > 0 and row["forward_gflops"] > 0
+        assert 0 < row["forward_share_of_peak"] and 0 < row["train_share_of_peak"]
+    assert set(result["block"]["time_exponent_vs_T"]) == {"batch2/float32"}
+    train = result["training"]["device_row"]
+    assert train["clips_per_s"] > 0 and train["train_gflops_per_step"] > 0
+    assert train["reference_schedule_hours"] > 0 and train["share_of_fp32_peak"] > 0
+    assert result["streaming"]["p95_ms"] >= result["streaming"]["p50_ms"] > 0
+    assert 0.0 <= result["input_wait"]["input_wait_share"] < 1.0
+
+
+def test_smoke_benchmark_under_jax_without_tensorflow(tmp_path):
+    """The GPU machine has JAX and no TensorFlow: python -m benchmarks runs the
+    backend-neutral sections there."""
+    from tests.helpers import without_tensorflow
+
+    result = run_python([*without_tensorflow("benchmarks"), "--smoke",
+                         f"--output={tmp_path / 'results.json'}"], KERAS_BACKEND="jax",
+                        timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    figures = json.loads((tmp_path / "any_backend.json").read_text())
+    assert figures["device"]["backend"] == "jax" and "tensorflow" not in figures["device"]
+    _check_any_backend(figures)
+    assert "| training step |" in (tmp_path / "any_backend.md").read_text()
+
+
+def test_backend_neutral_sections_under_tensorflow(tmp_path):
+    from benchmarks.any_backend import run
+
+    figures = run("smoke", str(tmp_path))
+    assert figures["device"]["backend"] == "tensorflow"
+    _check_any_backend(figures)

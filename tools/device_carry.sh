@@ -34,3 +34,12 @@ ResNet-50 + RSTG res3-res4, 32 x 224 x 224, mixed bfloat16, synthetic clips; the
 batch of 32, 24, 16, 8, 4 that fits is timed. Writes $OUT/smth_speed.{json,md}:
 python3 -m pip install -q --no-index --no-deps --target /tmp/site .device/whl/*.whl && export PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=jax PYTHONUNBUFFERED=1 && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader && timeout -s INT 200 python3 -m benchmarks.smth_speed --output_dir=$OUT --steps=10 2>&1 | tail -40
 CMD
+cat <<'CMD'
+
+RSTG speed on the GPU (issue #36; carry [".device"], timeout_s 300): python -m benchmarks
+under JAX runs the backend-neutral sections (streaming step, training steps of the device
+row and the paper-size model with the hours for 100 x 600k clips, the block over T = 8..128
+at batch 8 and 64 in float32 and mixed bfloat16, each beside its FLOPs and the matmul
+peak). any_backend.json is rewritten after each section, so a timeout keeps what ran:
+python3 -m pip install -q --no-index --no-deps --target /tmp/site .device/whl/*.whl && export PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=jax PYTHONUNBUFFERED=1 && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader && timeout -s INT 270 python3 -m benchmarks --output=$OUT/results.json 2>&1 | tail -60
+CMD
