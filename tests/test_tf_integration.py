@@ -164,7 +164,8 @@ def test_readme_demo_runs():
 def test_programs_turn_on_onednn_cpu_kernels_unless_told_not_to():
     # TF enables oneDNN by itself only on AVX-512/AMX CPUs; our programs ask for it
     # everywhere (it must be set before TensorFlow loads), and leave a user's choice alone.
-    # Each package sets it on import (train.cli) without loading TensorFlow ...
+    # Each package sets it on import (rstg_tf.cli.program_environment) without loading
+    # TensorFlow ...
     for package in ("train", "export", "benchmarks"):
         code = (f"import sys, os, {package}; "
                 "print(os.environ['TF_ENABLE_ONEDNN_OPTS'], 'tensorflow' in sys.modules)")

@@ -11,7 +11,9 @@ the in-memory rows have always shared one).
 Budgets: ``quick`` (configs/budget_quick.flags; 10k train / 1k val / 1k test videos;
 minutes per row on 2 CPU cores), ``device`` (configs/budget_device.flags; 200k / 5k / 10k,
 fine-tuned narrow models, for one GPU in minutes per row) and ``paper`` (the reference's
-sizes, 600k / 10k / 10k videos; for a GPU). Rows validate (best.keras, the learning-rate
+sizes, 600k / 10k / 10k videos; for a GPU); ``smoke`` (configs/budget_smoke.flags; 64 /
+16 / 16 videos, an 8-filter backbone, two steps a row: every step at toy size, to check an
+install). Rows validate (best.keras, the learning-rate
 schedule, the time budget) on the val split; the test split is read once per row, at the
 end.
 
@@ -57,6 +59,8 @@ BUDGETS = {
                "backbone": dict(num_filters=32, num_images=60000, epochs=6)},
     "paper": {"videos": (None, 10000, None),
               "backbone": dict(num_filters=512, num_images=60000, epochs=3)},
+    "smoke": {"videos": (64, 16, 16),
+              "backbone": dict(num_filters=8, num_images=256, epochs=1)},
 }
 
 flags.DEFINE_enum("digits", "3", ["3", "5"], "3SyncMNIST or 5SyncMNIST.")
