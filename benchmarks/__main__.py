@@ -15,7 +15,6 @@ on 2 cores, most of it tracing.
 """
 
 import json
-import math
 import os
 import tempfile
 
@@ -132,28 +131,6 @@ def _goals(results):
     }
 
 
-def _plot(results, path):
-    """log10 of forward time per frame vs T at batch 1: flat for a cost linear in T,
-    rising by log10(2) = 0.3 per doubling of T for a quadratic one. Returns the PNG's
-    path, or, where matplotlib is missing (a bare device image), None after one line
-    saying why."""
-    from rstg_tf import plots
-
-    rows = [r for r in results["scaling"]["rows"] if r["batch"] == 1]
-    lengths = sorted({r["T"] for r in rows})
-    series = {}
-    for r in rows:
-        series.setdefault(r["variant"], [float("nan")] * len(lengths))[
-            lengths.index(r["T"])] = math.log10(1e3 * r["forward_s"] / r["T"])
-    try:
-        return plots.line_chart(series, path, "forward time per frame vs clip length T "
-                                "(batch 1; flat = linear in T)", x_label="T",
-                                y_label="log10 ms / frame", x_values=lengths)
-    except ImportError as error:
-        print(f"no {os.path.basename(path)}: {error}", flush=True)
-        return None
-
-
 def main(argv):
     del argv
     f = flags.FLAGS
@@ -216,7 +193,7 @@ def main(argv):
     results["model"] = f"{filters} filters, D={dim}"
     os.makedirs(os.path.dirname(os.path.abspath(f.output)), exist_ok=True)
     atomic_write_text(f.output, json.dumps(results, indent=1) + "\n")
-    png = _plot(results, os.path.splitext(f.output)[0] + ".png")
+    png = block_speed.plot_scaling(results, os.path.splitext(f.output)[0] + ".png")
     atomic_write_text(os.path.splitext(f.output)[0] + ".md", _markdown(results))
     print(_table(results))
     print(f"wrote {f.output}" + (f" and {png}" if png else ""))

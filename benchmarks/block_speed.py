@@ -4,6 +4,7 @@ peak, streaming latency, XLA and precision."""
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import time
@@ -217,3 +218,25 @@ def xla_and_precision(config: RSTGConfig, channels: int, batch: int, t: int,
         finally:
             keras.mixed_precision.set_global_policy("float32")
     return results
+
+
+def plot_scaling(results, path):
+    """log10 of forward time per frame vs T at batch 1: flat for a cost linear in T,
+    rising by log10(2) = 0.3 per doubling of T for a quadratic one. Returns the PNG's
+    path, or, where matplotlib is missing (a bare device image), None after one line
+    saying why."""
+    from rstg_tf import plots
+
+    rows = [r for r in results["scaling"]["rows"] if r["batch"] == 1]
+    lengths = sorted({r["T"] for r in rows})
+    series = {}
+    for r in rows:
+        series.setdefault(r["variant"], [float("nan")] * len(lengths))[
+            lengths.index(r["T"])] = math.log10(1e3 * r["forward_s"] / r["T"])
+    try:
+        return plots.line_chart(series, path, "forward time per frame vs clip length T "
+                                "(batch 1; flat = linear in T)", x_label="T",
+                                y_label="log10 ms / frame", x_values=lengths)
+    except ImportError as error:
+        print(f"no {os.path.basename(path)}: {error}", flush=True)
+        return None

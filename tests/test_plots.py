@@ -125,7 +125,7 @@ def test_matplotlib_is_imported_only_to_draw_and_programs_skip_charts_without_it
     result = run_python(["-c", "import sys, rstg_tf.plots; "
                          "print(sorted(m for m in sys.modules if 'matplotlib' in m))"])
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
-    from benchmarks.__main__ import _plot
+    from benchmarks.block_speed import plot_scaling as _plot
     from train.table_report import write_table
 
     rows = [{"batch": 1, "T": t, "variant": "rstg", "forward_s": 1e-3 * t} for t in (2, 4)]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every README command in order, at smoke size, in a fresh clone of HEAD (committed
 # work only) and a throwaway virtual environment that sees this machine's packages, so
-# the README's pip commands run as written without touching your environment. ~20 min on
+# the README's pip commands run as written without touching your environment. ~5 min on
 # 2 cores. Keeps the clone on failure (its path is printed); RSTG_README_CHECK_KEEP=1 keeps
 # it always.
 set -euo pipefail
