@@ -9,7 +9,8 @@ import time
 import numpy as np
 
 from benchmarks.backend_timing import (REFERENCE_CLIPS, block_functions, compiled,
-                                       peak_memory_gib, time_exponents, timed)
+                                       peak_memory_gib, percentiles_ms, time_exponents,
+                                       timed)
 from benchmarks.flops import H, W, rstg_flops_per_frame, simple_c2d_flops_per_frame
 
 NODES = 14          # 1 + 4 + 9 nodes of the three scales
@@ -143,11 +144,9 @@ def streaming(z: dict) -> dict:
         np.asarray(logits)                            # synchronised
         if i >= 3:                                    # the first calls compile
             times.append(time.perf_counter() - start)
-    ms = np.array(times) * 1e3
-    print(f"streaming: p50 {np.percentile(ms, 50):.2f} ms", flush=True)
-    return {"filters": filters, "D": dim, "steps": len(ms),
-            "p50_ms": round(float(np.percentile(ms, 50)), 3),
-            "p95_ms": round(float(np.percentile(ms, 95)), 3)}
+    latency = percentiles_ms(times)
+    print(f"streaming: p50 {latency['p50_ms']:.2f} ms", flush=True)
+    return {"filters": filters, "D": dim, "steps": len(times), **latency}
 
 
 def input_wait(z: dict, config, model, batch: int) -> dict:

@@ -55,6 +55,12 @@ def timed(fn, repeats: int, warmup: int = 1) -> list:
     return times
 
 
+def percentiles_ms(times) -> dict:
+    """p50 / p95 of ``times`` (seconds), in ms."""
+    return {"p50_ms": 1e3 * float(np.percentile(times, 50)),
+            "p95_ms": 1e3 * float(np.percentile(times, 95))}
+
+
 def _grad(loss_fn):
     """d loss_fn(trainable, ...) / d trainable, for the active backend."""
     if _backend() == "jax":

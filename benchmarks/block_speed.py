@@ -8,13 +8,13 @@ import math
 import os
 import platform
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from benchmarks.backend_timing import timed
+from benchmarks.backend_timing import percentiles_ms, timed
 from benchmarks.flops import H, W, non_local_flops, rstg_flops_per_frame
 from benchmarks.full_graph import FullSpaceTimeGraph, full_graph_flops
 from rstg_tf.config import RSTGConfig
@@ -141,12 +141,6 @@ def machine() -> str:
     """The machine, in words, for a results file."""
     return (f"{platform.machine()}, {os.cpu_count()} CPUs, GPUs: "
             f"{len(tf.config.list_physical_devices('GPU'))}")
-
-
-def percentiles_ms(times: List[float]) -> Dict[str, float]:
-    """p50 / p95 of ``times`` (seconds), in ms."""
-    return {"p50_ms": 1e3 * float(np.percentile(times, 50)),
-            "p95_ms": 1e3 * float(np.percentile(times, 95))}
 
 
 def _online(block: RSTG) -> Callable:

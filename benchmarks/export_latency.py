@@ -42,7 +42,7 @@ def time_signatures(path: str, steps: int, clips: int) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from benchmarks.block_speed import percentiles_ms
+    from benchmarks.backend_timing import percentiles_ms
 
     loaded = tf.saved_model.load(path)
     serve = loaded.signatures["serving_default"]

@@ -20,6 +20,7 @@ import time
 
 from absl import flags
 
+from benchmarks.backend_timing import device, peak_memory_gib
 from rstg_tf import cli
 
 flags.DEFINE_string("output_dir", ".", "Where smth_speed.json and smth_speed.md go.")
@@ -44,16 +45,6 @@ def _config(smoke: bool, backbone: str, stages):
                                 frame_size=(64, 64), width=8, rstg_stages=tuple(stages),
                                 rstg=PRESETS["ssv1"].replace(node_dim=16, message_dim=16))
     return VideoModelConfig(backbone=backbone, rstg_stages=tuple(stages))
-
-
-def _peak_memory_bytes():
-    """Peak device memory so far (JAX devices that report it), else None."""
-    import keras
-    if keras.backend.backend() != "jax":
-        return None
-    import jax
-    stats = jax.devices()[0].memory_stats() or {}
-    return stats.get("peak_bytes_in_use")
 
 
 def _is_out_of_memory(error: Exception) -> bool:
@@ -90,21 +81,12 @@ def measure(config, batch: int, dtype_policy: str, warmup: int, steps: int) -> d
     for _ in range(steps):
         loss = model.train_on_batch(clips, labels)   # returns a host float: synchronised
     seconds = (time.perf_counter() - start) / steps
-    peak = _peak_memory_bytes()
+    peak, where = peak_memory_gib()
     return {"batch": batch, "ms_per_step": round(seconds * 1e3, 2),
             "clips_per_s": round(batch / seconds, 2),
             "warmup_s": round(first, 1), "loss": float(loss),
-            "peak_memory_gib": None if peak is None else round(peak / 2**30, 2),
+            "peak_memory_gib": peak if where == "device" else None,
             "params": count_params(model)}
-
-
-def _device() -> str:
-    import keras
-    if keras.backend.backend() == "jax":
-        import jax
-        d = jax.devices()[0]
-        return f"{d.platform}: {getattr(d, 'device_kind', d)} (jax {jax.__version__})"
-    return f"{keras.backend.backend()} backend"
 
 
 def _markdown(result: dict) -> str:
@@ -143,8 +125,10 @@ def main(argv):
                 raise
             tried.append({"batch": batch, "outcome": "out of device memory"})
             keras.backend.clear_session()
-    result = {"device": _device(), "backend": keras.backend.backend(),
-              "keras": keras.__version__, "dtype_policy": FLAGS.dtype_policy,
+    ran_on = device()
+    version = ran_on.get("jax", ran_on.get("tensorflow"))
+    result = {"device": f"{ran_on['device']} ({ran_on['backend']} {version})",
+              "backend": ran_on["backend"], "keras": keras.__version__, "dtype_policy": FLAGS.dtype_policy,
               "warmup": FLAGS.warmup, "steps": FLAGS.steps, "config": config.to_dict(),
               "tried": tried, "measured": measured}
     os.makedirs(FLAGS.output_dir, exist_ok=True)

@@ -27,46 +27,41 @@ from absl import flags
 from export import serve
 from rstg_tf import cli
 
-# The malformed kinds, in the order they are cycled through (``_request`` builds each).
-MALFORMED = ("bad_json", "not_an_object", "float_values", "out_of_range", "negative",
-             "wrong_shape", "ragged", "unknown_signature", "unknown_model",
-             "bad_content_length", "over_max_batch", "empty_instances")
+def _instances(array) -> dict:
+    return {"instances": np.asarray(array).tolist()}
+
+
+# Each kind of request: (clip uint8 [T, H, W, C], max_batch) -> (path suffix after
+# /v1/models/<name>, JSON body or raw bytes, extra headers). The malformed ones are cycled
+# through in this order.
+REQUESTS = {
+    "good": lambda clip, _: ("", _instances(clip[None]), {}),
+    "bad_json": lambda clip, _: ("", b"{not json", {}),
+    "not_an_object": lambda clip, _: ("", [1, 2], {}),
+    "float_values": lambda clip, _: ("", _instances(clip[None] + 0.5), {}),
+    "out_of_range": lambda clip, _: ("", _instances(clip[None].astype(int) + 256), {}),
+    "negative": lambda clip, _: ("", _instances(clip[None].astype(int) - 256), {}),
+    "wrong_shape": lambda clip, _: ("", _instances(clip[None, :, ::2]), {}),
+    "ragged": lambda clip, _: ("", {"instances": [clip.tolist(), clip[:1].tolist()]}, {}),
+    "unknown_signature": lambda clip, _: (
+        "", {"signature_name": "nope", **_instances(clip[None])}, {}),
+    "unknown_model": lambda clip, _: ("-nope", _instances(clip[None]), {}),
+    "bad_content_length": lambda clip, _: ("", _instances(clip[None]),
+                                           {"Content-Length": "abc"}),
+    "over_max_batch": lambda clip, max_batch: (
+        "", _instances(np.zeros((max_batch + 1, 1), int)), {}),
+    "empty_instances": lambda clip, _: ("", {"instances": []}, {}),
+}
+MALFORMED = tuple(kind for kind in REQUESTS if kind != "good")
 
 
 def _request(kind: str, clip: np.ndarray, max_batch: int):
     """(path suffix, body bytes, headers) of one request of ``kind`` ('good' or malformed)."""
-    def body(value):
-        return json.dumps(value).encode()
-
-    good = clip[None].tolist()
-    predict = ":predict"
-    if kind == "good":
-        return predict, body({"instances": good}), {}
-    if kind == "bad_json":
-        return predict, b"{not json", {}
-    if kind == "not_an_object":
-        return predict, body([1, 2]), {}
-    if kind == "float_values":
-        return predict, body({"instances": (clip[None] + 0.5).tolist()}), {}
-    if kind == "out_of_range":
-        return predict, body({"instances": (clip[None].astype(int) + 256).tolist()}), {}
-    if kind == "negative":
-        return predict, body({"instances": (clip[None].astype(int) - 256).tolist()}), {}
-    if kind == "wrong_shape":
-        return predict, body({"instances": clip[None, :, ::2].tolist()}), {}
-    if kind == "ragged":
-        return predict, body({"instances": [clip.tolist(), clip[:1].tolist()]}), {}
-    if kind == "unknown_signature":
-        return predict, body({"signature_name": "nope", "instances": good}), {}
-    if kind == "unknown_model":
-        return "-nope" + predict, body({"instances": good}), {}
-    if kind == "bad_content_length":
-        return predict, body({"instances": good}), {"Content-Length": "abc"}
-    if kind == "over_max_batch":
-        return predict, body({"instances": np.zeros((max_batch + 1, 1), int).tolist()}), {}
-    if kind == "empty_instances":
-        return predict, body({"instances": []}), {}
-    raise ValueError(f"unknown request kind {kind!r}; known: good, {', '.join(MALFORMED)}")
+    if kind not in REQUESTS:
+        raise ValueError(f"unknown request kind {kind!r}; known: {', '.join(REQUESTS)}")
+    suffix, body, headers = REQUESTS[kind](clip, max_batch)
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return suffix + ":predict", data, headers
 
 
 def send(address, path: str, data: bytes, headers=None, timeout: float = 60.0):

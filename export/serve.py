@@ -3,8 +3,7 @@
   python -m export.serve --export_base=serving --port=8501
 
 NOT the production server (use the tensorflow/serving image, docs/serving.md): a small
-threaded
-HTTP server that loads the newest version of every model under --export_base with
+threaded HTTP server that loads the newest version of every model under --export_base with
 ``tf.saved_model.load`` and answers TF Serving's REST predict protocol for its signatures:
 
   POST /v1/models/<name>[/versions/<v>]:predict
@@ -18,10 +17,10 @@ booleans for uint8, out-of-range integers), wrong shapes, and the model's own ch
 empty batch, a state that does not fit the frame) -> 400 with the line that says what is
 wrong; unknown model or signature -> 404. Limits (``ServerLimits``, flags below): a batch
 over --max_batch -> 400, a body over --max_body_mb -> 413, a connection silent for
---read_timeout_s -> 408 and closed. Binds to 127.0.0.1 by default.
+--read_timeout_s -> 408 and closed (the checks of a request's body:
+``export.rest_requests``). Binds to 127.0.0.1 by default.
 """
 
-import dataclasses
 import json
 import os
 import re
@@ -33,6 +32,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from absl import flags
 
+from export.rest_requests import (RequestError, ServerLimits, bad_request, content_length,
+                                  model_error_message, request_inputs)
 from rstg_tf import cli
 
 flags.DEFINE_string("export_base", None, "Directory with <model_name>/<version>/ exports.")
@@ -48,106 +49,6 @@ flags.mark_flag_as_required("export_base")
 
 _PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?"
                    r"(?P<verb>:predict)?$")
-
-
-class RequestError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-
-def _bad(message: str) -> RequestError:
-    return RequestError(HTTPStatus.BAD_REQUEST, message)
-
-
-@dataclasses.dataclass(frozen=True)
-class ServerLimits:
-    """What one request may ask of the server (beyond a limit: 400, or 413 for the body).
-
-    Attributes:
-      max_batch: the most clips (frames, streams) in one request; also the largest
-        ``stream_init`` batch.
-      max_body_bytes: the largest request body (its declared Content-Length).
-      read_timeout_s: how long a connection may stay silent (a body sent too slowly, an
-        idle keep-alive connection) before the server gives up on it.
-    """
-    max_batch: int = 64
-    max_body_bytes: int = 32 << 20
-    read_timeout_s: float = 30.0
-
-    def __post_init__(self):
-        for name in ("max_batch", "max_body_bytes", "read_timeout_s"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"ServerLimits.{name} must be positive, got "
-                                 f"{getattr(self, name)!r}")
-
-
-def _has_bool(value) -> bool:
-    """Whether a JSON value (nested lists) holds a boolean (NumPy would read True as 1)."""
-    if isinstance(value, list):
-        if value and not isinstance(value[0], list):
-            return any(v is True or v is False for v in value)
-        return any(_has_bool(v) for v in value)
-    return value is True or value is False
-
-
-def _to_array(value, spec, name: str, max_batch: int):
-    """A request's JSON value -> a NumPy array of the signature's dtype, refusing what a
-    cast would change (floats or booleans for integers, values out of the dtype's range),
-    ragged lists, a batch over ``max_batch`` and shapes the signature does not take."""
-    import numpy as np
-
-    dtype = np.dtype(spec.dtype.as_numpy_dtype)
-    try:
-        array = np.asarray(value)
-    except (ValueError, OverflowError) as e:
-        raise _bad(f"input '{name}' is not a rectangular array of numbers: {e}") from None
-    kinds = {"i": "iu", "u": "iu", "f": "iuf", "b": "b"}.get(dtype.kind, "USO")
-    if array.dtype.kind not in kinds or (dtype.kind != "b" and _has_bool(value)):
-        found = {"f": "a non-integer number", "U": "a string",
-                 "O": "values that are not numbers of one kind (or integers over 64 bits)"
-                 }.get(array.dtype.kind, "a boolean")
-        raise _bad(f"input '{name}' takes {spec.dtype.name} values; the request has {found}")
-    if dtype.kind in "iu" and array.size:
-        info, low, high = np.iinfo(dtype), array.min(), array.max()
-        if low < info.min or high > info.max:
-            raise _bad(f"input '{name}' takes {spec.dtype.name} values in [{info.min}, "
-                       f"{info.max}]; the request has values in [{low}, {high}]")
-    batched = spec.shape.rank and spec.shape[0] is None and array.ndim >= 1
-    if batched and array.shape[0] > max_batch:
-        raise _bad(f"input '{name}' has a batch of {array.shape[0]}; this server takes at "
-                   f"most {max_batch} (--max_batch)")
-    if name == "batch" and array.ndim == 0 and dtype.kind in "iu" and array > max_batch:
-        raise _bad(f"'batch' asks for {int(array)} streams; this server takes at most "
-                   f"{max_batch} (--max_batch)")
-    if not spec.shape.is_compatible_with(array.shape):
-        raise _bad(f"input '{name}' has shape {list(array.shape)}; the signature expects "
-                   f"{spec.shape.as_list()} (None: any size)")
-    return array.astype(dtype)
-
-
-_NOISE = re.compile(r"\[\[.*?\]\]|\[Op:[^\]]*\]")
-_ASSERTION = re.compile(r"assertion failed: \[(?P<message>.*?)\] \[Condition [^\]]*\]"
-                        r"(?P<data>.*)")
-
-
-def model_error_message(error) -> str:
-    """The line of a TF runtime error that says what is wrong: an assertion's own message
-    with the values it saw, or the op's complaint ("Incompatible shapes: ..."), without
-    TF's node names and call-site trace."""
-    text = getattr(error, "message", None) or str(error)
-    lines = [_NOISE.sub("", line).strip() for line in text.splitlines()]
-    lines = [line for line in lines if line and not line.startswith(
-        ("Graph execution error", "Detected at node", "<stack traces", "File \""))]
-    if not lines:
-        return type(error).__name__
-    line = lines[-1]
-    match = _ASSERTION.search(line)
-    if match:
-        message = match["message"].replace("\\'", "'").strip().rstrip(".")
-        values = re.findall(r"= \] \[([^\]]*)\]", match["data"])
-        return f"{message} (got {', '.join(values)})" if values else message
-    return line
 
 
 class ModelStore:
@@ -208,41 +109,15 @@ def predict(store: ModelStore, name: str, version, body: dict,
 
     signature_name = body.get("signature_name", "serving_default")
     if not isinstance(signature_name, str):
-        raise _bad(f"'signature_name' must be a string, not {signature_name!r}")
+        raise bad_request(f"'signature_name' must be a string, not {signature_name!r}")
     function = store.signature(name, version, signature_name)
     specs = function.structured_input_signature[1]
-    if ("instances" in body) == ("inputs" in body):
-        raise RequestError(HTTPStatus.BAD_REQUEST, "Missing 'inputs' or 'instances' key "
-                           "(exactly one of them)")
-    row_format = "instances" in body
-    if row_format:
-        instances = body["instances"]
-        if not isinstance(instances, list) or not instances:
-            raise RequestError(HTTPStatus.BAD_REQUEST, "'instances' must be a non-empty list")
-        if len(specs) == 1:
-            inputs = {next(iter(specs)): instances}
-        elif all(isinstance(i, dict) for i in instances):
-            inputs = {k: [i.get(k) for i in instances] for k in specs}
-        else:
-            raise RequestError(HTTPStatus.BAD_REQUEST, "instances must be objects naming "
-                               f"the inputs {sorted(specs)}")
-    else:
-        inputs = body["inputs"]
-        if len(specs) == 1 and not isinstance(inputs, dict):
-            inputs = {next(iter(specs)): inputs}
-        if not isinstance(inputs, dict):
-            raise RequestError(HTTPStatus.BAD_REQUEST, "'inputs' must be an object")
-    missing = sorted(set(specs) - set(inputs))
-    extra = sorted(set(inputs) - set(specs))
-    if missing or extra:
-        raise RequestError(HTTPStatus.BAD_REQUEST, f"inputs must be {sorted(specs)}; "
-                           f"missing {missing}, unexpected {extra}")
-    tensors = {k: tf.constant(_to_array(inputs[k], specs[k], k, limits.max_batch))
-               for k in specs}
+    row_format, arrays = request_inputs(body, specs, limits.max_batch)
+    tensors = {k: tf.constant(v) for k, v in arrays.items()}
     try:
         outputs = function(**tensors)
     except (tf.errors.InvalidArgumentError, ValueError, TypeError) as e:
-        raise _bad(model_error_message(e)) from None
+        raise bad_request(model_error_message(e)) from None
     outputs = {k: _jsonable(v) for k, v in outputs.items()}
     if not row_format:
         return {"outputs": outputs}
@@ -258,23 +133,6 @@ class _Server(ThreadingHTTPServer):
     # 164 resets at 5, none at 128).
     request_queue_size = 128
     daemon_threads = True
-
-
-def _content_length(headers, limit: int) -> int:
-    raw = headers.get("Content-Length")
-    if raw is None:
-        raise _bad("the request has no Content-Length; send the JSON body with its length")
-    try:
-        length = int(raw)
-    except ValueError:
-        raise _bad(f"Content-Length {raw!r} is not a number of bytes") from None
-    if length < 0:
-        raise _bad(f"Content-Length {length} is negative")
-    if length > limit:
-        raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                           f"the request body of {length} bytes is over this server's limit "
-                           f"of {limit} bytes (--max_body_mb)")
-    return length
 
 
 def make_server(export_base: str, host: str = "127.0.0.1", port: int = 8501,
@@ -353,10 +211,10 @@ def make_server(export_base: str, host: str = "127.0.0.1", port: int = 8501,
             # the body is read (or the connection closed) before any other check, so an
             # unread body is never taken for the next request
             keep_alive, self.close_connection = not self.close_connection, True
-            length = _content_length(self.headers, limits.max_body_bytes)
+            length = content_length(self.headers, limits.max_body_bytes)
             data = self.rfile.read(length)
             if len(data) < length:
-                raise _bad(f"the body ended after {len(data)} of its {length} bytes")
+                raise bad_request(f"the body ended after {len(data)} of its {length} bytes")
             self.close_connection = not keep_alive
             match = self._route()
             if not match["verb"]:
@@ -364,9 +222,9 @@ def make_server(export_base: str, host: str = "127.0.0.1", port: int = 8501,
             try:
                 body = json.loads(data or b"null")
             except ValueError as e:
-                raise _bad(f"JSON Parse error: {e}") from None
+                raise bad_request(f"JSON Parse error: {e}") from None
             if not isinstance(body, dict):
-                raise _bad("the request body must be a JSON object")
+                raise bad_request("the request body must be a JSON object")
             return predict(store, match["name"], match["version"], body, limits)
 
         def do_POST(self):  # noqa: N802

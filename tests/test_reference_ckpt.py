@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from rstg_tf.config import PRESETS
 from rstg_tf.models.video_resnet import VideoModelConfig, build_video_model
-from rstg_tf.training import reference_ckpt
+from rstg_tf.training import reference_ckpt, reference_names
 from tests.helpers import run_python
 
 D = 8                                   # node and message width of the reduced graphs
@@ -177,11 +177,11 @@ def i3d_checkpoint(tmp_path_factory):
 def test_table_names_every_weight_by_the_reference_rules():
     for config in (I3D, C2D_NL):
         model = build_video_model(config)
-        table = reference_ckpt.reference_table(model)
+        table = reference_names.reference_table(model)
         assert sorted(e.weight for e in table) == sorted(w.path for w in model.weights)
         spec_names = {name for name, *_ in _spec(config)}
         assert {s for e in table for s in e.sources} == spec_names
-    text = reference_ckpt.format_table(table)
+    text = reference_names.format_table(table)
     assert "rstg_final_norm/beta" in text and "gates (i, j, f, o) -> (i, f, j, o)" in text
 
 

@@ -4,6 +4,7 @@ server's answers to every kind of bad request (one table), its limits, a load te
 REST and gRPC clients."""
 
 import concurrent.futures
+import functools
 import json
 import os
 import re
@@ -191,12 +192,17 @@ def test_half_precision_weights_export(tmp_path, dtype):
     assert sorted(os.listdir(tmp_path / "m")) == ["1"]
 
 
+@functools.lru_cache(maxsize=None)
+def _state_shapes(path):
+    """{state name: shape after the batch} of stream_step's signature (loaded once)."""
+    specs = tf.saved_model.load(path).signatures["stream_step"].structured_input_signature[1]
+    return {k: tuple(v.shape[1:]) for k, v in specs.items() if k != "frame"}
+
+
 def _state(path, batch):
     """Zero state of ``batch`` streams, shaped as stream_step's signature takes it."""
-    specs = tf.saved_model.load(str(path)).signatures["stream_step"] \
-        .structured_input_signature[1]
-    return {k: np.zeros([batch, *v.shape[1:]], np.float32) for k, v in specs.items()
-            if k != "frame"}
+    return {k: np.zeros([batch, *shape], np.float32)
+            for k, shape in _state_shapes(str(path)).items()}
 
 
 def test_bad_inputs_get_clear_errors(exported):

@@ -46,7 +46,7 @@ def main(argv):
     del argv
     from rstg_tf.data.atomic import atomic_path, atomic_write_text
     from rstg_tf.models.video_resnet import build_video_model
-    from rstg_tf.training import reference_ckpt
+    from rstg_tf.training import reference_ckpt, reference_names
 
     if not FLAGS.print_table:
         if not FLAGS.checkpoint or not FLAGS.output:
@@ -56,7 +56,7 @@ def main(argv):
         reference_ckpt.resolve_checkpoint(FLAGS.checkpoint)   # fail before building
     model = build_video_model(smth_flags.config_from_flags(_ModelFlags(FLAGS)).model)
     if FLAGS.print_table:
-        print(reference_ckpt.format_table(reference_ckpt.reference_table(model)))
+        print(reference_names.format_table(reference_names.reference_table(model)))
         return
     report = reference_ckpt.import_reference(model, FLAGS.checkpoint, FLAGS.scope_root)
     print(report.summary())

@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from rstg_tf.data import pipeline, shards, smth
 from rstg_tf.data.video_records import IMAGE_KEY, LABEL_KEY, MEDIA_ID_KEY
+from rstg_tf.metrics import top_k_accuracy
 
 AUTOTUNE = tf.data.AUTOTUNE
 MEAN, STD = 114.75, 57.375
@@ -344,12 +345,6 @@ def average_per_video(logits, video_ids) -> Tuple[np.ndarray, np.ndarray]:
     means = sums / np.bincount(inverse.reshape(-1), minlength=len(ids))[:, None]
     order = np.argsort(first)
     return ids[order], means[order]
-
-
-def top_k_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
-    """Fraction of rows whose label is among the k largest logits (k capped at C)."""
-    top = np.argsort(-np.asarray(logits), axis=1, kind="stable")[:, :k]
-    return float(np.mean(np.any(top == np.asarray(labels)[:, None], axis=1)))
 
 
 def evaluate_dense(model: Callable, dataset: tf.data.Dataset) -> dict:

@@ -20,6 +20,7 @@ import keras
 import numpy as np
 
 from rstg_tf.data import video_clips
+from rstg_tf.metrics import top_k_accuracy
 from rstg_tf.models.video_resnet import (VideoModelConfig, build_video_model,
                                          rebuild_for_input)
 from rstg_tf.training.config import TrainConfig
@@ -165,7 +166,7 @@ def evaluate_video(model: keras.Model, config: VideoTrainConfig, data_dir: str, 
             labels.append(batch_labels.numpy())
         logits, labels = np.concatenate(logits), np.concatenate(labels)
         known = labels >= 0
-        scores = {f"top{k}": (video_clips.top_k_accuracy(logits[known], labels[known], k)
+        scores = {f"top{k}": (top_k_accuracy(logits[known], labels[known], k)
                               if known.any() else None) for k in (1, 5)}
         scores.update(num_videos=len(labels), num_clips=len(labels))
     return {"split": split, "dense": dense, "top1": scores["top1"], "top5": scores["top5"],
