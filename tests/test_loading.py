@@ -52,7 +52,10 @@ def test_plain_import_makes_saved_models_loadable(tmp_path):
 
 
 def test_numpy_parts_import_without_keras():
-    code = ("import sys, rstg_tf.data.syncmnist, rstg_tf.graph; "
+    # ... and the configs: a program checks its flags before TensorFlow loads
+    code = ("import sys, rstg_tf.data.syncmnist, rstg_tf.graph, train.train_flags; "
+            "from rstg_tf.training.config import TrainConfig; "
+            "TrainConfig(data_dir='d', model_dir='m'); "
             "print('keras' in sys.modules, 'tensorflow' in sys.modules)")
     result = run_python(["-c", code])
     assert result.returncode == 0, result.stderr[-2000:]

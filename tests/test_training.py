@@ -23,7 +23,8 @@ from rstg_tf.data.syncmnist import SyncMnistConfig
 from rstg_tf.models import MODELS, ModelConfig, build_model
 from rstg_tf.training.pretrain import (PretrainRecipe, load_backbone_weights,
                                        pretrain_backbone)
-from rstg_tf.training.config import jit_compile, steps_per_epoch
+from rstg_tf.training.config import steps_per_epoch
+from rstg_tf.training.fit_setup import jit_compile
 from rstg_tf.training.trainer import TrainConfig, train
 from tests.helpers import ROOT, run_python
 from tests.syncmnist_fixtures import write_fake_npz
@@ -67,6 +68,17 @@ def test_model_config_round_trip_and_errors(tmp_path):
     assert ModelConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     with pytest.raises(ValueError, match="unknown model"):
         ModelConfig(name="transformer")
+    # the light config (no Keras) knows the registry's names, and a registered head's
+    from rstg_tf.config import MODEL_NAMES
+    from rstg_tf.models import MODELS, register
+
+    assert set(MODEL_NAMES) == set(MODELS)
+    try:
+        register("extra_head")(MODELS["mean_lstm"])
+        assert ModelConfig(name="extra_head").name == "extra_head"
+    finally:
+        MODELS.pop("extra_head")
+        MODEL_NAMES.remove("extra_head")
     model = build_model(TINY)
     path = str(tmp_path / "m.keras")
     model.save(path)

@@ -13,13 +13,14 @@ from rstg_tf import cli
 from train import train_flags
 
 train_flags.define_flags()
+cli.require_paths(directories=["data_dir"])
 
 
 def main(argv):
     del argv
+    config = train_flags.config_from_flags(flags.FLAGS)   # bad flags: refused before TF loads
     from rstg_tf.training.trainer import train
 
-    config = train_flags.config_from_flags(flags.FLAGS)
     cli.report_fit(train(config), config)
 
 

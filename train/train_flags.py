@@ -6,12 +6,11 @@ from typing import TYPE_CHECKING
 from absl import flags
 
 from rstg_tf.config import (  # light: no Keras import
-    ADJACENCIES, GATHERS, LAYER_NORM_SCOPES, LR_SCHEDULES, LSTM_INITS, NORMS, SCHEDULES)
+    ADJACENCIES, GATHERS, LAYER_NORM_SCOPES, LR_SCHEDULES, LSTM_INITS, MODEL_NAMES, NORMS,
+    SCHEDULES)
 
 if TYPE_CHECKING:
     from rstg_tf.training.config import TrainConfig
-
-MODEL_NAMES = ["rstg", "mean_lstm", "conv_lstm", "i3d", "non_local"]
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS, required: bool = True) -> None:
@@ -71,7 +70,7 @@ def training_fields(f) -> dict:
 
 
 def config_from_flags(f) -> "TrainConfig":
-    from rstg_tf.models import ModelConfig
+    from rstg_tf.config import ModelConfig
     from rstg_tf.training.config import TrainConfig
 
     model = ModelConfig(name=f.model, num_classes=f.num_classes, num_frames=f.num_frames,

@@ -7,56 +7,14 @@ Every model: uint8 clip [B, T, H, W, C] -> ``backbone`` (SimpleC2D) -> head -> d
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-from typing import Callable, Dict, Iterator, Tuple
+from typing import Callable, Dict, Iterator
 
 import keras
 
 from rstg_tf.backbones.simple_c2d import SimpleC2D
-from rstg_tf.config import WEIGHT_DTYPES, RSTGConfig, WithRSTGConfig
+from rstg_tf.config import MODEL_NAMES, WEIGHT_DTYPES, ModelConfig
 from rstg_tf.layers.rstg import RSTG
 from rstg_tf.models.heads import ConvLSTM, MeanLSTM, SmallI3D
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig(WithRSTGConfig):
-    """What to build.
-
-    Attributes:
-      name: registry key: 'rstg', 'mean_lstm', 'conv_lstm', 'i3d' or 'non_local'.
-      num_classes: 46 for SyncMNIST.
-      num_frames, frame_size, channels: the clip shape.
-      num_filters: backbone width (reference 512).
-      dropout: classifier dropout (reference SyncMNIST 0.0).
-      hidden: LSTM units (mean_lstm, conv_lstm) or 3D ResNet width (i3d, non_local).
-      feature_batch_norm: batch norm on the backbone features before a baseline head, as
-        RSTG's ``input_batch_norm`` does on its node features. Without it the raw-scale
-        features (mean ~11, max ~300 for the pretrained 32-filter backbone) saturate the
-        LSTMs' gates: Conv+LSTM stayed near chance in the quick Table 1. Not used by 'rstg'.
-      rstg: the RSTG block's config (name 'rstg'); its frame_size follows ``frame_size``.
-    """
-
-    name: str = "rstg"
-    num_classes: int = 46
-    num_frames: int = 10
-    frame_size: Tuple[int, int] = (64, 64)
-    channels: int = 1
-    num_filters: int = 512
-    dropout: float = 0.0
-    hidden: int = 512
-    feature_batch_norm: bool = True
-    rstg: RSTGConfig = RSTGConfig()
-
-    def __post_init__(self):
-        if self.name not in MODELS:
-            raise ValueError(f"unknown model {self.name!r}; known: {sorted(MODELS)}.")
-        if self.num_classes < 2 or self.num_frames < 1 or self.num_filters < 1:
-            raise ValueError("num_classes >= 2, num_frames >= 1 and num_filters >= 1 needed.")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1); got {self.dropout}.")
-        object.__setattr__(self, "frame_size", tuple(self.frame_size))
-        if tuple(self.rstg.frame_size) != self.frame_size:
-            object.__setattr__(self, "rstg", self.rstg.replace(frame_size=self.frame_size))
 
 
 MODELS: Dict[str, Callable[[ModelConfig], keras.layers.Layer]] = {}
@@ -72,6 +30,8 @@ def register(name: str, normalises_features: bool = False):
     def wrap(fn):
         fn.normalises_features = normalises_features
         MODELS[name] = fn
+        if name not in MODEL_NAMES:                 # ModelConfig(name=name) now passes
+            MODEL_NAMES.append(name)
         return fn
 
     return wrap

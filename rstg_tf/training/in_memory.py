@@ -4,7 +4,7 @@ The tf.data trainer (``trainer.py``) is what we ship; this path exists for machi
 TensorFlow, such as a GPU box with JAX only (``KERAS_BACKEND=jax``): videos are generated
 in memory by the pure-NumPy generator, and ``model.fit`` reads them through a
 ``keras.utils.PyDataset`` (under TensorFlow, through tf.data without its autotuning model:
-``array_inputs``). Same models, same compile (``config.compile_model``), same
+``array_inputs``). Same models, same compile (``fit_setup.compile_model``), same
 callbacks where they apply (crash-safe checkpoints, BackupAndRestore, ReduceLROnPlateau,
 CSVLogger, TerminateOnNaN): a killed run started again resumes from its last epoch, on
 the batches it would have seen.
@@ -26,9 +26,9 @@ from rstg_tf.models import build_model
 from rstg_tf.training import checkpoints
 from rstg_tf.training.array_inputs import (ShuffledBatches, array_arguments,
                                            validation_arguments)
-from rstg_tf.training.config import (TrainConfig, check_resume, common_callbacks,
-                                     compile_model, set_precision_policy, steps_per_epoch,
-                                     time_limit_fields)
+from rstg_tf.training.config import TrainConfig, check_resume, steps_per_epoch
+from rstg_tf.training.fit_setup import (common_callbacks, compile_model,
+                                        set_precision_policy, time_limit_fields)
 from rstg_tf.training.pretrain import load_backbone_weights
 from rstg_tf.training.run_log import read_log
 from rstg_tf.training.sync_pair_log import ValSyncPair

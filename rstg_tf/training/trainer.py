@@ -23,8 +23,8 @@ from rstg_tf.data import pipeline, syncmnist_records
 from rstg_tf.data.atomic import atomic_write_text
 from rstg_tf.models import build_model
 from rstg_tf.training.config import (  # noqa: F401 (TrainConfig: re-export)
-    TrainConfig, check_resume, common_callbacks, compile_model, set_precision_policy,
-    steps_per_epoch)
+    TrainConfig, check_resume, steps_per_epoch)
+from rstg_tf.training.fit_setup import common_callbacks, compile_model, set_precision_policy
 from rstg_tf.training import checkpoints
 from rstg_tf.training.pretrain import load_backbone_weights
 
