@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from typing import Callable, Sequence
 
 from absl import app, flags
 
@@ -55,11 +56,32 @@ def corrupt_shard_message(error: BaseException):
             f"split (its command finishes the damaged shard), or pass --on_corrupt=skip.")
 
 
+def require_paths(directories: Sequence[str] = (), files: Sequence[str] = (),
+                  paths: Sequence[str] = (), flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """Registers validators: each flag named in ``directories`` (``files``, ``paths``), when
+    set, must name an existing directory (file, either). absl checks them as it parses the
+    flags, so a wrong path is one error line (``run``) before a program loads TensorFlow."""
+
+    def validator(kind: str, exists: Callable[[str], bool]):
+        def check(value):
+            if value is not None and not exists(value):
+                raise flags.ValidationError(f"{kind} {value} does not exist.")
+            return True
+        return check
+
+    for names, kind, exists in ((directories, "directory", os.path.isdir),
+                                (files, "file", os.path.isfile),
+                                (paths, "path", os.path.exists)):
+        for name in names:
+            flags.register_validator(name, validator(kind, exists), flag_values=flag_values)
+
+
 def _parse_flags(argv):
     try:
         return flags.FLAGS(argv)
-    except flags.Error as e:
-        fail(str(e))
+    except flags.Error as e:            # absl lists every failed validator, a line each
+        first, *more = str(e).splitlines() or [""]
+        fail(first + (f" (and {len(more)} more flag errors)" if more else ""))
 
 
 def run(main) -> None:

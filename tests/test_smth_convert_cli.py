@@ -95,13 +95,13 @@ def test_convert_smth_program_with_workers_and_holdout(tmp_path):
     (["train.convert_smth", "--labels_csv=x", "--split_csv=y", "--output_dir=z"],
      "frames_dir"),
     (["train.convert_smth", "--frames_dir=/nonexistent", "--labels_csv=x", "--split_csv=y",
-      "--output_dir=z"], "--frames_dir: directory /nonexistent does not exist"),
+      "--output_dir=z"], "--frames_dir=/nonexistent: directory /nonexistent does not exist"),
     (["train.convert_smth", "--frames_dir=.", "--labels_csv=x", "--split_csv=y",
       "--output_dir=z", "--split=val"], "split"),
     (["train.convert_smth", "--frames_dir=.", "--labels_csv=setup.py", "--split_csv=setup.py",
       "--output_dir=z", "--split=test", "--holdout_videos=3"], "out of the train split"),
     (["train.convert_videos", "--videos_dir=.", "--labels_csv=/nonexistent.csv",
-      "--output_dir=z"], "--labels_csv: file /nonexistent.csv does not exist"),
+      "--output_dir=z"], "--labels_csv=/nonexistent.csv: file /nonexistent.csv does not exist"),
 ])
 def test_programs_refuse_bad_flags(args, message):
     done = run_python(["-m", *args], timeout=120)

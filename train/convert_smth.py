@@ -39,17 +39,6 @@ def define_common_flags() -> None:
     flags.mark_flags_as_required(["labels_csv", "output_dir"])
 
 
-def check_paths(directory_flag: str, file_flags) -> None:
-    """FileNotFoundError naming the first flag whose directory / file does not exist."""
-    f = flags.FLAGS
-    if not os.path.isdir(f[directory_flag].value):
-        raise FileNotFoundError(f"--{directory_flag}: directory {f[directory_flag].value} "
-                                f"does not exist.")
-    for name in file_flags:
-        if f[name].value is not None and not os.path.isfile(f[name].value):
-            raise FileNotFoundError(f"--{name}: file {f[name].value} does not exist.")
-
-
 def convert(list_entries, source: str, source_dir: str, **options) -> None:
     """Converts the videos ``list_entries(smth, labelled)`` lists; prints the summary."""
     f = flags.FLAGS
@@ -79,12 +68,12 @@ def define_flags() -> None:
                         "test split: 'id' lines).")
     define_common_flags()
     flags.mark_flags_as_required(["frames_dir", "split_csv"])
+    cli.require_paths(directories=["frames_dir"], files=["labels_csv", "split_csv"])
 
 
 def main(argv):
     del argv
     f = flags.FLAGS
-    check_paths("frames_dir", ["labels_csv", "split_csv"])
     convert(lambda smth, labelled: smth.frame_entries(f.frames_dir, f.split_csv, labelled),
             "frames", f.frames_dir)
 

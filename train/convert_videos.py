@@ -14,7 +14,7 @@ reason in manifest.json. Re-running finishes an interrupted split. See docs/data
 from absl import flags
 
 from rstg_tf import cli
-from train.convert_smth import check_paths, convert, define_common_flags
+from train.convert_smth import convert, define_common_flags
 
 flags.DEFINE_string("videos_dir", None, "Folder of videos: <label name>/<video> files, or "
                     "the files --split_csv names.")
@@ -24,12 +24,12 @@ flags.DEFINE_integer("jpeg_quality", 90, "JPEG quality of the stored frames.",
                      lower_bound=1, upper_bound=100)
 define_common_flags()
 flags.mark_flag_as_required("videos_dir")
+cli.require_paths(directories=["videos_dir"], files=["labels_csv", "split_csv"])
 
 
 def main(argv):
     del argv
     f = flags.FLAGS
-    check_paths("videos_dir", ["labels_csv", "split_csv"])
     convert(lambda smth, labelled: smth.video_file_entries(f.videos_dir, f.split_csv,
                                                            labelled),
             "videos", f.videos_dir, jpeg_quality=f.jpeg_quality)

@@ -26,6 +26,7 @@ flags.DEFINE_integer("batch_size", 32, "Batch size.", lower_bound=1)
 flags.DEFINE_integer("max_videos", None, "Only the first N videos.", lower_bound=1)
 flags.DEFINE_string("output_dir", None, "Where results go (default: --model_dir).")
 flags.mark_flags_as_required(["model_dir", "data_dir"])
+cli.require_paths(directories=["model_dir", "data_dir"])
 
 
 def main(argv):

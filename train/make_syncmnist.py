@@ -47,6 +47,7 @@ flags.DEFINE_integer("preview", 0, "Also write preview-<split>.png/.gif of the f
 flags.DEFINE_boolean("overwrite", False, "Replace a split made with other settings.")
 flags.DEFINE_boolean("quiet", False, "No progress bar.")
 flags.mark_flag_as_required("output_dir")
+cli.require_paths(paths=["mnist"])
 
 
 def main(argv):

@@ -41,6 +41,9 @@ flags.DEFINE_string("output", None, "JSON to write (*.json); the PNG goes beside
 flags.DEFINE_integer("seed", 0, "Random seed.", lower_bound=0)
 flags.DEFINE_integer("verbose", 1, "Progress bars (0: none).", lower_bound=0, upper_bound=2)
 flags.mark_flags_as_required(["data_dir", "backbone_weights", "output"])
+cli.require_paths(directories=["data_dir", "rows_dir"], files=["backbone_weights"])
+flags.register_validator("output", lambda path: path is None or path.endswith(".json"),
+                         "must name a .json file")
 
 
 def main(argv):
