@@ -102,28 +102,22 @@ model.compile(optimizer=keras.optimizers.SGD(1e-4, momentum=0.9, nesterov=True),
 x = np.zeros((batch, config.num_frames, *config.frame_size, config.channels), np.uint8)
 y = np.zeros((batch,), np.int64)
 model(x[:1])
-before = peak_kib()
-if sys.argv[3] == "train":
-    model.train_on_batch(x, y); model.train_on_batch(x, y)
-after = peak_kib()
-print(json.dumps({"rss_before_kib": before, "rss_peak_kib": after}))
+built = peak_kib()
+model.train_on_batch(x, y); model.train_on_batch(x, y)
+print(json.dumps({"built_peak_kib": built, "train_peak_kib": peak_kib()}))
 """
 
 
 def step_memory(config: ModelConfig, batch: int) -> Dict:
-    """Peak resident memory (Linux VmHWM) of a fresh process running two training steps,
-    beside one that only builds the model and runs one clip forward."""
-    out = {}
-    for mode in ("build", "train"):
-        proc = subprocess.run([sys.executable, "-c", _MEMORY_PROBE,
-                               json.dumps(config.to_dict()), str(batch), mode],
-                              cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT},
-                              capture_output=True, text=True, timeout=900)
-        if proc.returncode != 0:
-            raise RuntimeError(f"memory probe failed: {proc.stderr[-2000:]}")
-        out[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
-    peak = out["train"]["rss_peak_kib"] / 1024
-    built = out["build"]["rss_peak_kib"] / 1024
+    """Peak resident memory (Linux VmHWM) of a fresh process: once it has built the model
+    and run one clip forward, and after two training steps."""
+    proc = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, json.dumps(config.to_dict()),
+                           str(batch)], cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT},
+                          capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        raise RuntimeError(f"memory probe failed: {proc.stderr[-2000:]}")
+    probe = json.loads(proc.stdout.strip().splitlines()[-1])
+    peak, built = probe["train_peak_kib"] / 1024, probe["built_peak_kib"] / 1024
     return {"batch": batch, "peak_rss_mib": round(peak, 1),
             "model_built_rss_mib": round(built, 1),
             "training_step_extra_mib": round(peak - built, 1)}
