@@ -10,6 +10,7 @@ Outputs in --model_dir: config.json, best.keras, last.keras, log.csv, tensorboar
 from absl import flags
 
 from rstg_tf import cli
+from rstg_tf.training.config import check_inputs
 from train import train_flags
 
 train_flags.define_flags()
@@ -18,7 +19,8 @@ cli.require_paths(directories=["data_dir"])
 
 def main(argv):
     del argv
-    config = train_flags.config_from_flags(flags.FLAGS)   # bad flags: refused before TF loads
+    config = train_flags.config_from_flags(flags.FLAGS)
+    check_inputs(config)              # bad flags, missing data: refused before TF loads
     from rstg_tf.training.trainer import train
 
     cli.report_fit(train(config), config)

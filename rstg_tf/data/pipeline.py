@@ -1,6 +1,7 @@
 """tf.data input pipeline over video shards (generic; SyncMNIST is one user).
 
-``split_files`` reads a shard directory's ``manifest.json``; ``video_dataset`` lists the
+``split_files`` (``rstg_tf.data.manifest``) reads a shard directory's ``manifest.json``;
+``video_dataset`` lists the
 shards, interleaves them in parallel, parses and decodes clips (``video_records``),
 shuffles when training, batches and prefetches. ``array_dataset`` batches in-memory
 arrays and ``generator_dataset`` prefetches a Python generator's batches for ``model.fit``
@@ -19,47 +20,18 @@ not only that record.
 from __future__ import annotations
 
 import os
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
 from rstg_tf.data import shards
+from rstg_tf.data.manifest import split_files  # noqa: F401 (pipeline.split_files)
 from rstg_tf.data.video_records import VideoRecordSpec, parse_video
 
 AUTOTUNE = tf.data.AUTOTUNE
 ON_CORRUPT = ("raise", "skip")
 # Appended to each shard's records to count them at its end; not a valid SequenceExample.
 _END_OF_SHARD = b"\xff\xffrstg-tf:end-of-shard"
-
-
-def split_files(data_dir: str, split: str) -> Tuple[List[str], List[int], dict]:
-    """Shard paths, their record counts and the split's manifest entry.
-
-    Raises:
-      FileNotFoundError / ValueError naming what is missing or incomplete.
-    """
-    if not os.path.isdir(data_dir):
-        raise FileNotFoundError(f"data directory {data_dir} does not exist.")
-    manifest = shards.read_manifest(data_dir)
-    if not manifest:
-        raise FileNotFoundError(f"{data_dir} has no {shards.MANIFEST}; make the data first "
-                                f"(python -m train.make_syncmnist --output_dir={data_dir}).")
-    entry = manifest["splits"].get(split)
-    if entry is None:
-        raise ValueError(f"{data_dir} has no '{split}' split (it has: "
-                         f"{', '.join(sorted(manifest['splits'])) or 'none'}).")
-    if not entry.get("complete"):
-        expected = entry.get("settings", {}).get("num_shards", "?")
-        raise ValueError(f"the '{split}' split in {data_dir} is incomplete "
-                         f"({len(entry.get('shards', {}))} of {expected} shards); re-run the "
-                         f"command that made it to finish it.")
-    names = sorted(entry["shards"])
-    paths = [os.path.join(data_dir, name) for name in names]
-    missing = [p for p in paths if not os.path.exists(p)]
-    if missing:
-        raise FileNotFoundError(f"shard {missing[0]} is listed in the manifest but missing "
-                                f"({len(missing)} missing).")
-    return paths, [int(entry["shards"][n]["count"]) for n in names], entry
 
 
 def _compression_of(path: str) -> str:

@@ -25,10 +25,9 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 import tensorflow as tf
 
 from rstg_tf.data.atomic import atomic_write_text
+from rstg_tf.data.manifest import FORMAT, MANIFEST, read_manifest  # noqa: F401 (shards.*)
 from rstg_tf.data.workers import exit_with_parent, single_threaded_children, spawn_context
 
-MANIFEST = "manifest.json"
-FORMAT = "rstg-tf-shards"
 COMPRESSION_SUFFIX = {"GZIP": ".gz", "ZLIB": ".zz", "NONE": ""}
 
 
@@ -94,21 +93,6 @@ def manifest_lock(directory: str):
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def read_manifest(directory: str) -> dict:
-    """The manifest of a shard directory ({} when there is none yet)."""
-    path = os.path.join(directory, MANIFEST)
-    if not os.path.exists(path):
-        return {}
-    try:
-        with open(path) as f:
-            manifest = json.load(f)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path} is not a readable manifest ({e}).") from e
-    if manifest.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an rstg-tf shard manifest.")
-    return manifest
 
 
 def update_split(directory: str, split: str, update: Callable[[dict], dict]) -> dict:

@@ -12,6 +12,7 @@ import os
 from typing import Iterator, Optional, Tuple
 
 from rstg_tf.config import LR_SCHEDULES, ModelConfig
+from rstg_tf.data import manifest
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 OPTIMIZERS = ("sgd", "adam")
@@ -149,6 +150,25 @@ def check_resume(config: TrainConfig) -> None:
         raise ValueError(f"{config.model_dir} holds a backup of a run with other settings "
                          f"({'; '.join(changed)}): resume it with its own flags, or use a "
                          f"new --model_dir (or delete {backup} to start afresh there).")
+
+
+def require_tf_config(strategy: str) -> None:
+    """``multi_worker`` needs TF_CONFIG (the cluster and this task) on every worker."""
+    if strategy == "multi_worker" and "TF_CONFIG" not in os.environ:
+        raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable "
+                         "(cluster and task) on every worker.")
+
+
+def check_inputs(config: TrainConfig) -> Tuple[int, int]:
+    """What a SyncMNIST run needs besides its flags, checked without TensorFlow: its data's
+    train and validation splits (their sizes are returned) and, for ``multi_worker``,
+    TF_CONFIG. Raises FileNotFoundError / ValueError naming what is missing."""
+    require_tf_config(config.strategy)
+    return manifest.train_and_val_sizes(
+        config.data_dir, config.val_split,
+        f"make it with python -m train.make_syncmnist --split={config.val_split} "
+        f"--output_dir={config.data_dir} --num_videos=5000 (and the generator settings of "
+        f"its train split).")
 
 
 def steps_per_epoch(config: TrainConfig, num_train_videos: int, global_batch: int) -> int:

@@ -23,7 +23,7 @@ from rstg_tf.data import pipeline, syncmnist_records
 from rstg_tf.data.atomic import atomic_write_text
 from rstg_tf.models import build_model
 from rstg_tf.training.config import (  # noqa: F401 (TrainConfig: re-export)
-    TrainConfig, check_resume, steps_per_epoch)
+    TrainConfig, check_inputs, check_resume, require_tf_config, steps_per_epoch)
 from rstg_tf.training.fit_setup import common_callbacks, compile_model, set_precision_policy
 from rstg_tf.training import checkpoints
 from rstg_tf.training.pretrain import load_backbone_weights
@@ -33,9 +33,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
-            raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment "
-                             "variable (cluster and task) on every worker.")
+        require_tf_config(name)
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
 
@@ -49,11 +47,6 @@ def is_chief() -> bool:
     if "chief" in cluster:
         return task.get("type") == "chief"
     return task.get("type") == "worker" and task.get("index", 0) == 0
-
-
-def _split_size(data_dir: str, split: str) -> int:
-    _, counts, _ = pipeline.split_files(data_dir, split)
-    return sum(counts)
 
 
 def make_callbacks(config: TrainConfig, steps_per_epoch: int) -> list:
@@ -100,14 +93,7 @@ def multi_worker_workarounds(model: keras.Model, config: TrainConfig) -> None:
 
 def train(config: TrainConfig) -> keras.callbacks.History:
     """Runs (or resumes) one training run; returns the Keras history of this process."""
-    num_train = _split_size(config.data_dir, "train")
-    try:
-        num_val = _split_size(config.data_dir, config.val_split)
-    except ValueError as e:
-        raise ValueError(f"{e} Training validates on the '{config.val_split}' split: make it "
-                         f"with python -m train.make_syncmnist --split={config.val_split} "
-                         f"--output_dir={config.data_dir} --num_videos=5000 (and the "
-                         f"generator settings of its train split).") from None
+    num_train, num_val = check_inputs(config)
 
     def datasets(global_batch, val_videos, corrupt):
         val_steps = max(math.ceil(val_videos / global_batch), 1)

@@ -19,7 +19,7 @@ from typing import Optional
 import keras
 import numpy as np
 
-from rstg_tf.data import video_clips
+from rstg_tf.data import manifest, video_clips
 from rstg_tf.metrics import top_k_accuracy
 from rstg_tf.models.video_resnet import (VideoModelConfig, build_video_model,
                                          rebuild_for_input)
@@ -94,13 +94,9 @@ def train_video(config: VideoTrainConfig) -> keras.callbacks.History:
     """Runs (or resumes) one Something-Something training run."""
     from rstg_tf.training.trainer import fit_run
 
-    num_train = sum(video_clips.split_files(config.data_dir, "train")[1])
-    try:
-        num_val = sum(video_clips.split_files(config.data_dir, config.val_split)[1])
-    except (ValueError, FileNotFoundError) as e:
-        raise ValueError(f"{e} Training validates on the '{config.val_split}' split: hold "
-                         f"it out of the training list with python -m train.convert_smth "
-                         f"--holdout_videos=N.") from None
+    num_train, num_val = manifest.train_and_val_sizes(
+        config.data_dir, config.val_split, "hold it out of the training list with python -m "
+        "train.convert_smth --holdout_videos=N.")
 
     def datasets(global_batch, val_videos, corrupt):
         del corrupt                   # clip_dataset skips records, uncounted
