@@ -31,3 +31,9 @@ def pytest_sessionfinish(session, exitstatus):
     own = os.environ.get("RSTG_TEST_OWN_JAX_CACHE")
     if own and "PYTEST_XDIST_WORKER" not in os.environ:      # the controller, last
         shutil.rmtree(own, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``heavy`` first: pytest-xdist hands tests out in this order, so the
+    suite does not end with one worker on a long test while the other waits."""
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)

@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
+
 from tests.helpers import run_python
 
 
+@pytest.mark.heavy
 def test_smoke_benchmark_reports_every_field(tmp_path):
     output = tmp_path / "results.json"
     result = run_python(["-m", "benchmarks", "--smoke", f"--output={output}"], timeout=900)
@@ -49,6 +52,7 @@ def test_step_profile_reads_the_trace_back(tmp_path):
     assert "one step (" in result.stdout
 
 
+@pytest.mark.heavy
 def test_export_latency_times_each_weights_dtype(tmp_path):
     output = tmp_path / "latency.json"
     result = run_python(["-m", "benchmarks.export_latency", "--num_filters=8", "--node_dim=8",
@@ -84,6 +88,7 @@ def _check_any_backend(result):
     assert 0.0 <= result["input_wait"]["input_wait_share"] < 1.0
 
 
+@pytest.mark.heavy
 def test_smoke_benchmark_under_jax_without_tensorflow(tmp_path):
     """The GPU machine has JAX and no TensorFlow: python -m benchmarks runs the
     backend-neutral sections there."""
@@ -99,6 +104,7 @@ def test_smoke_benchmark_under_jax_without_tensorflow(tmp_path):
     assert "| training step |" in (tmp_path / "any_backend.md").read_text()
 
 
+@pytest.mark.heavy
 def test_backend_neutral_sections_under_tensorflow(tmp_path):
     from benchmarks.any_backend import run
 

@@ -70,6 +70,7 @@ def test_shuffled_batches_under_tensorflow_are_one_pipeline_of_every_epoch_witho
     assert [yb.tolist() for _, yb in (fresh[0], fresh[1])] == [r[1] for r in read[:2]]
 
 
+@pytest.mark.heavy
 def test_table_in_memory_runs_under_jax_without_tensorflow(tmp_path):
     mnist = write_fake_npz(tmp_path / "mnist.npz")
     work_dir = tmp_path / "table"

@@ -2,6 +2,7 @@
 
 import textwrap
 
+import pytest
 
 from tests.helpers import run_python
 
@@ -26,6 +27,7 @@ def _save_models(tmp_path):
     return models
 
 
+@pytest.mark.heavy
 def test_plain_import_makes_saved_models_loadable(tmp_path):
     models = _save_models(tmp_path)
     code = textwrap.dedent(f"""

@@ -99,6 +99,7 @@ def test_mlp_head_learns_from_steps_and_rstg_refuses_trajectories():
         run_oracle("time_only", data, data, data, epochs=1, steps_per_epoch=1, batch_size=8)
 
 
+@pytest.mark.heavy
 def test_oracle_program_end_to_end_and_bad_output(tmp_path):
     npz = write_fake_npz(tmp_path / "mnist.npz")
     out = tmp_path / "oracle" / "oracle.json"

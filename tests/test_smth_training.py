@@ -1,6 +1,7 @@
 """Something-Something end to end at smoke size: convert a tiny SSv1 layout (with a holdout),
 train a reduced I3D + RSTG res3-res4 one step, evaluate with centre and dense clips."""
 
+import pytest
 import json
 
 from rstg_tf.training.video_trainer import evaluate_video, load_run
@@ -13,6 +14,7 @@ TINY = ["--backbone=i3d", "--width=4", "--num_classes=4", "--num_frames=4", "--c
         "--epochs=1", "--steps_per_epoch=1", "--verbose=0"]
 
 
+@pytest.mark.heavy
 def test_convert_train_and_dense_evaluation(tmp_path):
     # one conversion process each (tests/test_smth_convert_cli.py runs the worker pool)
     layout = make_layout(tmp_path / "ssv1")

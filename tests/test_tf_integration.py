@@ -146,6 +146,7 @@ _EQUIVALENCE = "layerwise_equals_framewise or online_steps_equal_clip"
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
 @pytest.mark.parametrize("select", [f"({_EQUIVALENCE}) and (all_temp or homogeneous)",
                                     f"not ({_EQUIVALENCE})"], ids=["equivalence", "rest"])
+@pytest.mark.heavy
 def test_core_layer_tests_pass_under_jax(select):
     out = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-k", select,
                 "tests/test_core_layers.py"], timeout=600, KERAS_BACKEND="jax")

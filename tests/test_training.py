@@ -168,6 +168,7 @@ def _epochs_logged(model_dir):
         return [int(row["epoch"]) for row in csv.DictReader(f)]
 
 
+@pytest.mark.heavy
 def test_resume_after_sigkill(tmp_path, data_dir):
     model_dir = str(tmp_path / "run")
     command = [sys.executable, "-m", "train", f"--data_dir={data_dir}",
@@ -245,6 +246,7 @@ def test_bad_flags_are_one_line_exit_2(args, message, data_dir):
     assert errors and message in errors[0] and "Traceback" not in result.stderr
 
 
+@pytest.mark.heavy
 def test_evaluate_writes_json_and_plots(tmp_path, data_dir):
     model_dir = str(tmp_path / "run")
     train(TrainConfig(data_dir=data_dir, model_dir=model_dir, model=TINY, batch_size=4,
@@ -283,6 +285,7 @@ def test_evaluate_writes_json_and_plots(tmp_path, data_dir):
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 
 
+@pytest.mark.heavy
 def test_two_worker_multi_worker_mirrored_run(tmp_path, data_dir):
     import socket
 
@@ -321,6 +324,7 @@ def test_two_worker_multi_worker_mirrored_run(tmp_path, data_dir):
         "moving_mean", "moving_variance"}
 
 
+@pytest.mark.heavy
 def test_table_runner_end_to_end(tmp_path, data_dir, mnist_npz):
     work_dir = tmp_path / "table"
     work_dir.mkdir()
@@ -372,6 +376,7 @@ def test_table_runner_end_to_end(tmp_path, data_dir, mnist_npz):
     assert bad.returncode == 2 and "unknown rows" in bad.stderr
 
 
+@pytest.mark.heavy
 def test_mixed_precision_and_xla_flags_train(tmp_path, data_dir):
     model_dir = str(tmp_path / "run")
     result = run_python(["-m", "train", f"--data_dir={data_dir}", f"--model_dir={model_dir}",
@@ -406,6 +411,7 @@ def test_training_reads_val_and_never_the_test_split(tmp_path, mnist_npz):
     assert result.returncode == 2 and "--split=val" in result.stderr, result.stderr[-2000:]
 
 
+@pytest.mark.heavy
 def test_a_corrupt_shard_is_one_line_or_one_total(tmp_path, data_dir):
     """raise: exit 2 with one line naming the shard and record; skip: one total at the end."""
     damaged = tmp_path / "data"

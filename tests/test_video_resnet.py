@@ -190,6 +190,7 @@ def test_graph_starts_as_identity():
     np.testing.assert_allclose(graph(x), plain(x), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.heavy
 def test_speed_benchmark_runs_under_jax_without_tensorflow(tmp_path):
     """The device command's benchmark (the GPU machine has JAX and no TensorFlow)."""
     import json
