@@ -18,9 +18,10 @@ os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 "
 # small programs: one persistent compilation cache for the session (~10 % off those tests),
 # made by the controller and inherited by the xdist workers and their subprocesses (an entry
 # read while another process writes it is only compiled again). Removed at the end.
+_OWN_JAX_CACHE = None              # set in the process that made it (the controller)
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="rstg-tf-jax-cache-")
-    os.environ["RSTG_TEST_OWN_JAX_CACHE"] = os.environ["JAX_COMPILATION_CACHE_DIR"]
+    _OWN_JAX_CACHE = tempfile.mkdtemp(prefix="rstg-tf-jax-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWN_JAX_CACHE
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -28,9 +29,8 @@ if ROOT not in sys.path:
 
 
 def pytest_sessionfinish(session, exitstatus):
-    own = os.environ.get("RSTG_TEST_OWN_JAX_CACHE")
-    if own and "PYTEST_XDIST_WORKER" not in os.environ:      # the controller, last
-        shutil.rmtree(own, ignore_errors=True)
+    if _OWN_JAX_CACHE:                 # workers and subprocesses inherit the directory
+        shutil.rmtree(_OWN_JAX_CACHE, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):
