@@ -41,10 +41,11 @@ class Advance(keras.callbacks.Callback):
         self.clock.t += self.validation
 
 
-def _fit(limit_minutes, batch_seconds, batches_per_epoch, epochs, validation=0.0):
+def _fit(limit_minutes, batch_seconds, batches_per_epoch, epochs, validation=0.0,
+         pause=False):
     clock = FakeClock()
     advance = Advance(clock, list(np.atleast_1d(batch_seconds)), validation)
-    limit = TimeLimit(limit_minutes, clock=clock)
+    limit = TimeLimit(limit_minutes, pause=pause, clock=clock)
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile("sgd", "mse")
     x = np.zeros((4 * batches_per_epoch, 3), "float32")
@@ -71,6 +72,17 @@ def test_an_epoch_past_the_limit_is_cut_short_and_still_validated():
     assert advance.batches == 2 and history.epoch == [0]
     assert limit.stopped and limit.cut_short and limit.stopped_epoch == 0
     assert "val_loss" in history.history                 # the epoch's end still ran
+
+
+def test_a_pausing_limit_stops_between_epochs_only(capsys):
+    # as above, but pausing: the first epoch runs its three batches (120 s), then stops
+    history, limit, advance = _fit(1.0, 40.0, 3, epochs=5, pause=True)
+    assert advance.batches == 3 and history.epoch == [0]
+    assert limit.stopped and not limit.cut_short and limit.stopped_epoch == 0
+    assert "paused after epoch 1 of 5" in capsys.readouterr().out
+    # 25 s epochs in a 60 s limit: as without pausing, after epoch 2
+    history, limit, advance = _fit(1.0, 12.5, 2, epochs=10, pause=True)
+    assert history.epoch == [0, 1] and advance.batches == 4 and not limit.cut_short
 
 
 def test_a_slower_epoch_is_cut_in_time_for_its_validation():
@@ -144,6 +156,59 @@ def test_in_memory_row_stops_on_time_and_says_so(tmp_path):
     assert json.load(open(model_dir / "result.json"))["stopped_by_time_limit"]
     assert (model_dir / "best.keras").stat().st_size > 0   # checkpointed before it ended
     assert epochs_note(str(model_dir)) == "trained 1 of 3 epochs"
+
+
+def test_a_paused_row_is_not_tested_and_resumes_as_an_unbroken_run(tmp_path, monkeypatch):
+    """pause_at_time_limit: a row paused after epoch 1 of 3 reads neither val nor test for
+    scores and writes no result.json; resumed, it ends as an unbroken run does (the cosine
+    keeps its planned 3 epochs: it is not re-aimed at the limit)."""
+    from rstg_tf.training import in_memory
+    from rstg_tf.training.fit_setup import common_callbacks
+    from rstg_tf.training.schedules import ScheduledLearningRate
+
+    rng = np.random.default_rng(0)
+    clips = rng.integers(0, 255, (16, 10, 64, 64, 1), dtype=np.uint8)
+    digits = np.tile(np.array([[1, 2, 3]]), (16, 1))
+    labels = np.array([pair_label(*p) for p in [(1, 2), (1, 3), (2, 3), (1, 2)] * 4])
+    val, test = (clips[:8], labels[:8], digits[:8]), (clips[8:12], labels[8:12], digits[8:12])
+    scored = []
+    scores = in_memory._scores
+    monkeypatch.setattr(in_memory, "_scores", lambda model, split, batch:
+                        scored.append(len(split[0])) or scores(model, split, batch))
+
+    def run(name, minutes=None, pause=True):
+        config = TrainConfig(data_dir="", model_dir=str(tmp_path / name), model=TINY,
+                             batch_size=4, epochs=3, steps_per_epoch=2, val_videos=8,
+                             verbose=0, optimizer="adam", learning_rate=1e-2,
+                             lr_schedule="cosine", min_lr=1e-4, max_train_minutes=minutes,
+                             pause_at_time_limit=pause)
+        return config, train_in_memory(config, (clips, labels), val, test)
+
+    config, paused = run("row", minutes=1e-6)
+    assert paused["paused"] and paused["epochs_run"] == 1 and paused["epochs"] == 3
+    assert scored == [] and not (tmp_path / "row" / "result.json").exists()
+    assert (tmp_path / "row" / "best.keras").stat().st_size > 0
+    assert epochs_note(str(tmp_path / "row")) == "trained 1 of 3 epochs"
+    schedule = [c for c in common_callbacks(config.model_dir, config, 2)
+                if isinstance(c, ScheduledLearningRate)]
+    assert schedule[0].limit is None                       # the cosine keeps its length
+    limit = [c for c in common_callbacks(config.model_dir, config, 2)
+             if isinstance(c, TimeLimit)]
+    assert limit[0].pause
+    _, resumed = run("row", minutes=60.0)
+    assert scored == [8, 4] and resumed["epochs_run"] == 3 and "paused" not in resumed
+    assert resumed["resumed_from_epoch"] == 1
+    _, unbroken = run("unbroken")
+    assert resumed["learning_rate_curve"] == pytest.approx(unbroken["learning_rate_curve"],
+                                                           rel=1e-6)
+    assert resumed["final_lr"] == pytest.approx(1e-4)
+    assert resumed["val_top1_curve"] == pytest.approx(unbroken["val_top1_curve"], abs=1e-6)
+    assert resumed["loss"] == pytest.approx(unbroken["loss"], abs=1e-5)
+    shortened = TrainConfig(data_dir="", model_dir="m", epochs=3, lr_schedule="cosine",
+                            max_train_minutes=2.0)
+    schedule = [c for c in common_callbacks("m", shortened, 2)
+                if isinstance(c, ScheduledLearningRate)]
+    assert schedule[0].limit == pytest.approx(120.0)       # without pausing: re-aimed
 
 
 def test_epochs_note(tmp_path):

@@ -20,12 +20,13 @@ np.savez_compressed(".device/mnist.npz", x_train=m.train_images, y_train=m.train
 PY
 du -sh .device
 cat <<'CMD'
-device command (carry: [".device"], timeout_s 600). Rows in priority order: the time budget
-shares the call among them (data and backbone first), so every row that starts ends; an
-outer timeout keeps 30 s for packing. Results come back under $OUT: log.txt (with each
-row's per-epoch val top-1, val sync pair and learning rate) and results.tgz (table.md,
-table.png and each row's config.json, result.json and log.csv):
-python3 -m pip install -q --no-index --no-deps --target /tmp/site .device/whl/*.whl && export PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=jax PYTHONUNBUFFERED=1 && (nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; python3 -c 'import jax, keras; print("jax", jax.__version__, "keras", keras.__version__, jax.devices())'; timeout -s INT 560 python3 -m train.table --in_memory --budget=device --digits=3 --mnist=.device/mnist.npz --workers=16 --rows=rstg_all_temp,rstg_time_only,rstg_space_only --time_budget_minutes=8.6 --work_dir=/tmp/t) 2>&1 | tr '\r' '\n' | sed 's/\x1b\[[0-9;]*m//g' | grep --line-buffered -v '^ *[0-9]*/[0-9]* ' > $OUT/log.txt; tar czf $OUT/results.tgz -C /tmp/t --exclude='*.keras' --exclude='*.h5' . ; tail -c 6000 $OUT/log.txt
+Table 1 on the GPU (issue #33; carry [".device"], timeout_s 600; kind nvidia-h200 for
+figures comparable with docs/training.md's). Rows in order, each trained whole (40 x 1000
+steps) or paused at the time budget and resumed by the next call
+(experiments/table1_device3/README.md). Results under $OUT: log.txt, results.tgz (unpack
+into experiments/table1_device3 and commit), state.tgz when a row paused (move it to
+experiments/table1_device3/state.tgz):
+bash tools/device_table1.sh rstg_all_temp,rstg_time_only,rstg_space_only 8.6
 CMD
 cat <<'CMD'
 

@@ -1,47 +1,54 @@
 #!/usr/bin/env bash
-# Rehearses the GPU machine's run on this CPU: the command tools/device_carry.sh prints,
-# in a Python 3.12 environment like the device image's (jax 0.11.2, numpy 2.5.2 and the
-# other packages Keras needs that the image has; no TensorFlow), with the carried wheels
-# installed with --target as there. Only the sizes change: the quick budget's 10k videos,
-# 2 workers, the device flagfile cut to 2 x 50 steps, 6 minutes. It checks the software,
-# not the speed: pass a pretrained quick backbone (pretraining under JAX on 2 CPU cores
-# takes tens of minutes), e.g.
+# Rehearses the GPU machine's Table 1 calls (tools/device_table1.sh) on this CPU, in a
+# Python 3.12 environment like the device image's (jax 0.11.2, numpy 2.5.2 and the other
+# packages Keras needs that the image has; no TensorFlow), with the carried wheels
+# installed with --target as there. Two calls, as two leases would make them:
+#   1. a time budget too short for the row: it trains an epoch and pauses, untested, and
+#      its state comes back as state.tgz;
+#   2. that state.tgz put back into the results dir: the row resumes, finishes and is
+#      tested; results.tgz holds its result.json and table.md.
+# Only the sizes change: the quick budget's 10k videos, 2 workers, the device flagfile cut
+# to 2 x 20 steps of 16. It checks the software, not the speed: pass a pretrained quick
+# backbone (pretraining under JAX on 2 CPU cores takes tens of minutes), e.g.
 #   bash tools/device_carry.sh
 #   python -m train.pretrain --num_filters=32 --num_images=60000 --epochs=2 \
 #       --lr_schedule=cosine --learning_rate=2e-3 --output=runs/bb/backbone32_60000x2_cosine0.002.weights.h5
 #   BACKBONE=runs/bb/backbone32_60000x2_cosine0.002.weights.h5 bash tools/device_rehearse.sh
 # It rehearses the committed HEAD (a clone), not uncommitted edits: commit first.
-# PYTHON312 names the interpreter (default: pyenv's 3.12). Results: /tmp/device-rehearsal/out.
+# PYTHON312 names the interpreter (default: pyenv's 3.12). Results: /tmp/device-rehearsal.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d .device/whl ] || { echo "run tools/device_carry.sh first" >&2; exit 2; }
+[ -f "${BACKBONE:-}" ] || { echo "BACKBONE must name a pretrained quick backbone" >&2; exit 2; }
 PY=${PYTHON312:-$(ls -d "$(pyenv root 2>/dev/null || echo /root/.pyenv)"/versions/3.12*/bin/python3 2>/dev/null | tail -1)}
 [ -x "$PY" ] || { echo "no Python 3.12 found; set PYTHON312" >&2; exit 2; }
 base=/tmp/device-rehearsal
-rm -rf "$base/tree" "$base/out" /tmp/site /tmp/t && mkdir -p "$base/out" /tmp/t
+rm -rf "$base/tree" "$base/out1" "$base/out2" "$base/results" /tmp/site
+mkdir -p "$base/out1" "$base/out2" "$base/results"
 if [ ! -x "$base/venv/bin/python3" ]; then
     "$PY" -m venv "$base/venv"
     "$base/venv/bin/pip" install -q jax==0.11.2 numpy==2.5.2 absl-py h5py ml-dtypes rich \
         packaging typing_extensions matplotlib opencv-python-headless
 fi
 git clone -q . "$base/tree" && cp -r .device "$base/tree/"
-[ -n "${BACKBONE:-}" ] && cp "$BACKBONE" /tmp/t/
-# the command device_carry.sh prints, resized for 2 cores
-cmd=$(grep '^python3 -m pip install' tools/device_carry.sh | sed -e 's/--budget=device/--budget=quick/' \
-    -e 's/--workers=16/--workers=2/' -e "s/--time_budget_minutes=[0-9.]*/--time_budget_minutes=6/" \
-    -e 's#--work_dir=/tmp/t#--work_dir=/tmp/t --extra_flags=--flagfile=configs/budget_device.flags,--steps_per_epoch=50,--epochs=2,--val_videos=200,--batch_size=16#')
-case "$cmd" in
-    *--budget=quick*--workers=2*--time_budget_minutes=6*--extra_flags=*) ;;
-    *) echo "could not resize the device command (has it changed?): $cmd" >&2; exit 2 ;;
-esac
+cp "$BACKBONE" "$base/results/"
 cd "$base/tree"
 # shellcheck disable=SC1091
 source "$base/venv/bin/activate"
-export OUT="$base/out"
+export BUDGET=quick WORKERS=2 RESULTS_DIR="$base/results" WORK_DIR="$base/t"
+export EXTRA_FLAGS=--flagfile=configs/budget_device.flags,--epochs=2,--steps_per_epoch=20,--val_videos=200,--batch_size=16,--steps_per_execution=5
 start=$(date +%s)
-bash -c "$cmd"
-echo "rehearsal: $(( $(date +%s) - start )) s; $OUT:"
-ls -la "$OUT"
-tar tzf "$OUT/results.tgz" | grep -c result.json | sed 's/^/rows with result.json: /'
-head -1 "$OUT/log.txt"
-tail -5 "$OUT/log.txt"
+OUT="$base/out1" bash tools/device_table1.sh rstg_all_temp 1.0
+[ -f "$base/out1/state.tgz" ] || { echo "rehearsal: call 1 paused no row" >&2; exit 1; }
+if tar tzf "$base/out1/results.tgz" | grep -q result.json; then
+    echo "rehearsal: call 1 tested a paused row" >&2; exit 1
+fi
+cp "$base/out1/state.tgz" "$base/results/"
+OUT="$base/out2" bash tools/device_table1.sh rstg_all_temp 6
+tar tzf "$base/out2/results.tgz" | grep -q rstg_all_temp/result.json \
+    || { echo "rehearsal: call 2 did not finish the row" >&2; exit 1; }
+[ ! -f "$base/out2/state.tgz" ] || { echo "rehearsal: call 2 left a paused row" >&2; exit 1; }
+grep -q "resumed_from_epoch\": 1" <(tar xzf "$base/out2/results.tgz" -O ./rstg_all_temp/result.json) \
+    || { echo "rehearsal: call 2 did not resume from call 1's epoch" >&2; exit 1; }
+echo "rehearsal passed: $(( $(date +%s) - start )) s for both calls; $base/out1, $base/out2"
+head -1 "$base/out2/log.txt"

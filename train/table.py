@@ -79,6 +79,11 @@ flags.DEFINE_boolean("mnist_check", True, "Check the MNIST source has 60000/1000
 flags.DEFINE_float("time_budget_minutes", None, "Finish in about this many minutes: each "
                    "pending row trains for an equal part of the time left (rows with no "
                    "time left are not run).", lower_bound=0.0)
+flags.DEFINE_boolean("whole_rows", False, "With --time_budget_minutes: rows in order, each "
+                     "given all the time left, trained for all its planned epochs (the "
+                     "schedule is not shortened to fit) and paused at the limit "
+                     "(--pause_at_time_limit): a paused row is not tested, and the same "
+                     "command resumes it, so rows finished in different runs trained alike.")
 flags.DEFINE_boolean("probe", True, "After the rows (shards only), when they keep the "
                      "backbone frozen: the sync-blind probes of it with the rows' steps "
                      "(python -m experiments.sync_pair.probe; ~1 min on the quick data), a "
@@ -212,11 +217,12 @@ def _shard_rows(digits, budget, rows, work_dir, data_dir, f, clock):
     the tf.data trainer, then ``best.keras`` on the test split: eval_test.json)."""
     backbone = _backbone_path(work_dir, budget)
     paths = {row: os.path.join(work_dir, row, "eval_test.json") for row in rows}
-    configs = {row: _row_config(digits, budget, row, backbone, work_dir, f, data_dir)
-               for row in rows if not os.path.exists(paths[row])}  # checked before any work
+    every = {row: _row_config(digits, budget, row, backbone, work_dir, f, data_dir)
+             for row in rows}                                  # checked before any work
+    results = _finished_rows(digits, rows, paths, every.get)
+    configs = {row: every[row] for row in rows if row not in results}
     _ensure_data(data_dir, digits, budget, f)
     _ensure_backbone(work_dir, budget, lambda: _mnist(f))
-    results = _finished_rows(digits, rows, paths)
     results.update(_train_rows(digits, budget, configs, None, f, clock))
     if f.probe:
         _probe(digits, budget, rows[0], work_dir, data_dir, backbone, f, clock)
@@ -275,16 +281,14 @@ def _in_memory_rows(digits, budget, rows, work_dir, f, clock):
 
     backbone = _backbone_path(work_dir, budget)
     paths = {row: os.path.join(work_dir, row, "result.json") for row in rows}
-    configs = {}
-    for row in rows:               # every pending row's flags checked before any work
-        if os.path.exists(paths[row]):
-            continue
-        configs[row] = _row_config(digits, budget, row, backbone, work_dir, f)
+    every = {row: _row_config(digits, budget, row, backbone, work_dir, f) for row in rows}
+    results = _finished_rows(digits, rows, paths, every.get)
+    configs = {row: every[row] for row in rows if row not in results}
+    for row, config in configs.items():      # every pending row checked before any work
         try:
-            check_in_memory(configs[row])
+            check_in_memory(config)
         except ValueError as e:
             raise ValueError(f"row {row}: {e}") from None
-    results = _finished_rows(digits, rows, paths)
     if configs:
         data = _in_memory_data(digits, budget, work_dir, f)
         results.update(_train_rows(digits, budget, configs,
@@ -292,15 +296,32 @@ def _in_memory_rows(digits, budget, rows, work_dir, f, clock):
     return results
 
 
-def _finished_rows(digits, rows, paths):
-    """{row: its test scores} of the rows a previous run finished (``paths[row]`` exists)."""
+def _finished_rows(digits, rows, paths, config_of):
+    """{row: its test scores} of the rows a previous run finished (``paths[row]`` exists),
+    each checked to have been trained as ``config_of(row)`` would train it now
+    (``_check_finished``)."""
     results = {}
     for row in rows:
         if os.path.exists(paths[row]):
+            _check_finished(row, os.path.dirname(paths[row]), config_of(row))
             with open(paths[row]) as fh:
                 results[row] = json.load(fh)
             _report(digits, row, results[row], os.path.dirname(paths[row]))
     return results
+
+
+def _check_finished(row, model_dir, config):
+    """Refuses a finished row whose config.json differs from ``config`` beyond where and
+    how long it ran (its epochs count): a table must not mix recipes, e.g. rows
+    finished on different machines into one work dir."""
+    from rstg_tf.training.config import RESUMABLE_CHANGES, read_stored_config, setting_changes
+
+    stored = read_stored_config(model_dir)
+    changed = setting_changes(stored, config, RESUMABLE_CHANGES - {"epochs"}) if stored else []
+    if changed:
+        raise ValueError(f"row {row}: {model_dir} was trained with other settings "
+                         f"({'; '.join(changed)}) than these flags give: use another "
+                         f"--work_dir, or delete that row's directory to train it again.")
 
 
 def _train_rows(digits, budget, configs, inputs, f, clock):
@@ -312,15 +333,21 @@ def _train_rows(digits, budget, configs, inputs, f, clock):
 
     results, pending = {}, list(configs)
     for row in pending:
-        limit = clock.row_limit(row, len(pending) - pending.index(row))
+        left = 1 if f.whole_rows else len(pending) - pending.index(row)
+        limit = clock.row_limit(row, left)
         if limit == 0.0:
             continue
         print(f"$ {row}: {' '.join(_row_flags(digits, budget, row) + f.extra_flags)}",
               flush=True)
         config = configs[row]
         if limit:
-            config = dataclasses.replace(config, max_train_minutes=limit)
-        results[row] = train_and_test(config, inputs)
+            config = dataclasses.replace(config, max_train_minutes=limit,
+                                         pause_at_time_limit=f.whole_rows)
+        result = train_and_test(config, inputs)
+        if result.get("paused"):
+            print("\n".join(epoch_lines(row, config.model_dir)), flush=True)
+            continue
+        results[row] = result
         _report(digits, row, results[row], config.model_dir)
     return results
 

@@ -49,8 +49,11 @@ def write_table(digits, budget, rows, results, work_dir):
     chance = 100.0 / 46
     for row in rows:
         r = results.get(row)
-        if r is None:
-            lines.append(f"| {row} | | not run | | | | {PAPER[digits][row]} | | |")
+        if r is None:           # never started, or paused (--whole_rows) before its end
+            started = epochs_note(os.path.join(work_dir, row))
+            val = _percent(val_top1({}, os.path.join(work_dir, row))) if started else ""
+            status, note = ("paused", f"{started}; not tested yet") if started else ("not run", "")
+            lines.append(f"| {row} | {val} | {status} | | | | {PAPER[digits][row]} | | {note} |")
             continue
         top1 = 100 * r["top1"]
         if top1 < 2 * chance:
@@ -86,8 +89,7 @@ def write_table(digits, budget, rows, results, work_dir):
         lines += ["", probe[0]]
         levels[f"sync-blind probes (best) {probe[1]:.1f} %"] = probe[1]
     lines += order_lines(digits, results)
-    per_epoch = [line for row in rows if row in results
-                 for line in epoch_lines(row, os.path.join(work_dir, row))]
+    per_epoch = [line for row in rows for line in epoch_lines(row, os.path.join(work_dir, row))]
     if per_epoch:
         lines += ["", "## Per-epoch validation", "", *per_epoch]
     path = os.path.join(work_dir, "table.md")

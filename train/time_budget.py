@@ -67,6 +67,7 @@ class TimeBudget:
             print(f"{row}: not run, the time budget ({self.budget:g} min) is spent "
                   f"({now:.1f} min in).", flush=True)
         elif limit is not None:
-            print(f"{row}: training limited to {limit:.2f} min ({rows_left} run(s) left, "
-                  f"{now:.1f} min in).", flush=True)
+            print(f"{row}: training limited to {limit:.2f} min ("
+                  + (f"a share among {rows_left} runs, " if rows_left > 1 else "")
+                  + f"{now:.1f} min in).", flush=True)
         return limit

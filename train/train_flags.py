@@ -66,7 +66,8 @@ def training_fields(f) -> dict:
         freeze_backbone=f.freeze_backbone, mixed_precision=f.mixed_precision,
         jit_compile=f.jit_compile, steps_per_execution=f.steps_per_execution,
         strategy=f.strategy, on_corrupt=f.on_corrupt,
-        seed=f.seed, verbose=f.verbose, max_train_minutes=f.max_train_minutes)
+        seed=f.seed, verbose=f.verbose, max_train_minutes=f.max_train_minutes,
+        pause_at_time_limit=f.pause_at_time_limit)
 
 
 def config_from_flags(f) -> "TrainConfig":
@@ -160,3 +161,8 @@ def define_training_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_float("max_train_minutes", None, "Stop training after about this many minutes "
                        "(the epoch that would pass it is not begun; a run past it stops "
                        "after its current batch). Run again to continue.", flag_values=fv)
+    flags.DEFINE_boolean("pause_at_time_limit", False, "With --max_train_minutes: the limit "
+                         "pauses the run between epochs, the learning-rate schedule keeps "
+                         "its planned epochs x steps_per_epoch (a cosine is not re-aimed at "
+                         "the limit), and the run counts as unfinished until its last epoch; "
+                         "the same command resumes it.", flag_values=fv)

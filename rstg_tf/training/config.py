@@ -20,7 +20,15 @@ OPTIMIZERS = ("sgd", "adam")
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """One training run (every flag of ``python -m train``)."""
+    """One training run (every flag of ``python -m train``).
+
+    ``max_train_minutes`` ends a run early: fit stops about one batch past the limit, a
+    cosine schedule is re-aimed to end its decay by then, and the run counts as done (it is
+    tested). With ``pause_at_time_limit`` the limit only pauses it: fit stops between
+    epochs, the schedule keeps its planned ``epochs x steps_per_epoch``, and the run is
+    tested only once every epoch has run (the same command resumes it from its backup), so
+    runs paused and resumed any number of times train exactly as an unbroken one.
+    """
 
     data_dir: str
     model_dir: str
@@ -49,6 +57,7 @@ class TrainConfig:
     seed: int = 0
     verbose: int = 1
     max_train_minutes: Optional[float] = None  # wall-clock limit of fit (TimeLimit)
+    pause_at_time_limit: bool = False         # the limit pauses a whole run (see below)
 
     def __post_init__(self):
         if self.lr_schedule not in LR_SCHEDULES:
@@ -103,8 +112,9 @@ class TrainConfig:
 # What may change between a run and its resumption (how long, how, where from); anything
 # else (the model, the optimizer, the batch...) makes a different run.
 RESUMABLE_CHANGES = frozenset({"data_dir", "model_dir", "epochs", "max_train_minutes",
-                               "verbose", "on_corrupt", "steps_per_execution", "jit_compile",
-                               "val_videos", "strategy", "backbone_weights"})
+                               "pause_at_time_limit", "verbose", "on_corrupt",
+                               "steps_per_execution", "jit_compile", "val_videos", "strategy",
+                               "backbone_weights"})
 
 
 def _flat(values: dict, prefix: str = "") -> Iterator[Tuple[str, object]]:
@@ -113,6 +123,32 @@ def _flat(values: dict, prefix: str = "") -> Iterator[Tuple[str, object]]:
             yield from _flat(value, f"{prefix}{key}.")
         else:
             yield prefix + key, value
+
+
+def read_stored_config(model_dir: str) -> Optional[dict]:
+    """``model_dir``/config.json as flat ``{"model.x": ..., "epochs": ...}``; None if absent.
+
+    Raises:
+      ValueError: the file is unreadable.
+    """
+    path = os.path.join(model_dir, "config.json")
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            return dict(_flat(json.load(f)))
+    except ValueError as e:
+        raise ValueError(f"{path} is unreadable ({e}): use a new --model_dir") from None
+
+
+def setting_changes(stored: dict, config: TrainConfig,
+                    allowed: frozenset = RESUMABLE_CHANGES) -> list:
+    """``"key: stored -> new"`` for each setting of ``config`` that differs from ``stored``
+    (``read_stored_config``) outside ``allowed`` (top-level field names); settings that
+    ``stored`` lacks (written before they existed) are not compared."""
+    new = dict(_flat(json.loads(json.dumps(config.to_dict()))))
+    return [f"{key}: {stored[key]!r} -> {new[key]!r}" for key in sorted(new)
+            if key in stored and stored[key] != new[key] and key.split(".")[0] not in allowed]
 
 
 def check_resume(config: TrainConfig) -> None:
@@ -127,25 +163,20 @@ def check_resume(config: TrainConfig) -> None:
     """
     from rstg_tf.training import checkpoints   # Keras: after the config's own checks
 
-    stored_path = os.path.join(config.model_dir, "config.json")
     backup = checkpoints.backup_dir(config.model_dir)
-    if not (os.path.exists(os.path.join(backup, checkpoints.METADATA))
-            and os.path.exists(stored_path)):
+    if not os.path.exists(os.path.join(backup, checkpoints.METADATA)):
         return
     try:
-        with open(stored_path) as f:
-            stored = dict(_flat(json.load(f)))
+        stored = read_stored_config(config.model_dir)
     except ValueError as e:
-        raise ValueError(f"{stored_path} is unreadable ({e}); the backup beside it cannot be "
-                         f"checked: use a new --model_dir") from None
+        raise ValueError(f"{e} (the backup beside it cannot be checked)") from None
+    if stored is None:
+        return
     if "val_split" not in stored:
         raise ValueError(f"{config.model_dir} holds a run that validated on the test split "
                          f"(its best.keras and learning rate were chosen on test): it cannot "
                          f"be resumed; use a new --model_dir (or delete {backup}).")
-    new = dict(_flat(json.loads(json.dumps(config.to_dict()))))
-    changed = [f"{key}: {stored[key]!r} -> {new[key]!r}" for key in sorted(new)
-               if key in stored and stored[key] != new[key]
-               and key.split(".")[0] not in RESUMABLE_CHANGES]
+    changed = setting_changes(stored, config)
     if changed:
         raise ValueError(f"{config.model_dir} holds a backup of a run with other settings "
                          f"({'; '.join(changed)}): resume it with its own flags, or use a "

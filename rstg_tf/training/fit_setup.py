@@ -72,17 +72,20 @@ def common_callbacks(work_dir: str, config: TrainConfig, steps_per_epoch: int,
     the backup (``AtomicBackupAndRestore``, after the schedule and checkpoints, so that it
     holds the rate they settled on, the plateau's counters and the best score so far: a
     resumed run goes on as an unbroken one would); ``log.csv`` (appended across restarts);
-    with ``max_train_minutes``, a ``TimeLimit`` (last). All of them watch the validation
-    split, never the test split."""
+    with ``max_train_minutes``, a ``TimeLimit`` (last; with ``pause_at_time_limit`` it
+    stops between epochs and the schedule keeps its planned length). All of them watch the
+    validation split, never the test split."""
+    ends_early = config.max_train_minutes if not config.pause_at_time_limit else None
     schedule = schedule_callbacks(config.lr_schedule, learning_rate_curve(config, steps_per_epoch),
                                   steps_per_epoch, plateau_patience(config, steps_per_epoch),
-                                  time_limit_minutes=config.max_train_minutes)
+                                  time_limit_minutes=ends_early)
     best = checkpoints.AtomicModelCheckpoint(os.path.join(work_dir, "best.keras"),
                                              monitor="val_top1", mode="max", save_best_only=True)
     stateful = {"best_checkpoint": best}
     stateful.update({"plateau": c for c in schedule
                      if isinstance(c, keras.callbacks.ReduceLROnPlateau)})
-    limit = [TimeLimit(config.max_train_minutes)] if config.max_train_minutes else []
+    limit = [TimeLimit(config.max_train_minutes, pause=config.pause_at_time_limit)
+             ] if config.max_train_minutes else []
     return [
         checkpoints.StopOnNaN(),
         *log_callbacks,

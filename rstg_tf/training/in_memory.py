@@ -30,7 +30,7 @@ from rstg_tf.training.config import TrainConfig, check_resume, steps_per_epoch
 from rstg_tf.training.fit_setup import (common_callbacks, compile_model,
                                         set_precision_policy, time_limit_fields)
 from rstg_tf.training.pretrain import load_backbone_weights
-from rstg_tf.training.run_log import read_log
+from rstg_tf.training.run_log import paused_fields, read_log
 from rstg_tf.training.sync_pair_log import ValSyncPair
 
 
@@ -61,7 +61,9 @@ def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, ...],
     epoch) and result.json (test top-1 / top-5 of best.keras, its validation scores, the
     last epoch's validation top-1, parameters, epochs run of ``epochs``, whether
     ``max_train_minutes`` stopped it, the backend and whether its step was compiled).
-    Returns result.json's content.
+    Returns result.json's content; a run that ``pause_at_time_limit`` paused before its
+    last epoch is not tested and writes no result.json: it returns
+    ``run_log.paused_fields`` (``{"paused": True, ...}``).
     """
     check_in_memory(config)
     os.makedirs(config.model_dir, exist_ok=True)
@@ -87,6 +89,9 @@ def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, ...],
         **batches.fit_arguments(config.epochs, callbacks), epochs=config.epochs,
         **validation_arguments(val[:2], config.batch_size), verbose=config.verbose)
     checkpoints.check_diverged(callbacks, config.model_dir)
+    epochs_run = first_epoch + len(history.history.get("loss", []))
+    if config.pause_at_time_limit and epochs_run < config.epochs:
+        return paused_fields(config.model_dir, epochs_run, config.epochs)
     final_lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
     log = read_log(config.model_dir)                    # every epoch, restarts too
     best = os.path.join(config.model_dir, "best.keras")
@@ -98,7 +103,7 @@ def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, ...],
               **{f"{key}_curve": log.get(key, []) for key in CURVES}}
     result.update(_scores(model, test, config.batch_size))
     result.update({"num_videos": int(len(test[0])), "parameters": int(model.count_params()),
-                   "epochs_run": first_epoch + len(history.history.get("loss", [])),
+                   "epochs_run": epochs_run,
                    "resumed_from_epoch": first_epoch, "epochs": config.epochs,
                    **time_limit_fields(callbacks),
                    "train_videos": int(len(train[0])), "backend": keras.backend.backend(),

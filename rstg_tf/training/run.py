@@ -28,16 +28,24 @@ def train_and_test(config: TrainConfig,
     """Trains (or resumes) ``config``'s run on shards (``inputs=None``) or on in-memory
     ``(train, val, test)`` arrays, and returns the test scores of ``best.keras``: the
     fields of eval_test.json (shards) or result.json (arrays). A non-chief worker of a
-    multi-worker run trains and returns {} (the chief tests)."""
+    multi-worker run trains and returns {} (the chief tests). A run that
+    ``pause_at_time_limit`` paused before its last epoch is not tested: it returns
+    ``{"paused": True, "epochs_run", "epochs", "best_val_top1"}``."""
     if inputs is not None:
         from rstg_tf.training.in_memory import train_in_memory
 
         train, val, test = inputs
         return train_in_memory(config, train, val, test)
+    from rstg_tf.training import checkpoints
     from rstg_tf.training.evaluation import evaluate
+    from rstg_tf.training.run_log import paused_fields
     from rstg_tf.training.trainer import is_chief, train
 
-    train(config)
+    metadata = checkpoints.read_backup_metadata(checkpoints.backup_dir(config.model_dir))
+    history = train(config)
     if not is_chief():
         return {}
+    epochs_run = (metadata["epoch"] if metadata else 0) + len(history.history.get("loss", []))
+    if config.pause_at_time_limit and epochs_run < config.epochs:
+        return paused_fields(config.model_dir, epochs_run, config.epochs)
     return evaluate(config.model_dir, config.data_dir, split="test", checkpoint="best")

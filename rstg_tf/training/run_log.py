@@ -24,3 +24,17 @@ def read_log(model_dir: str) -> Dict[str, List[float]]:
                 except (TypeError, ValueError):
                     pass
     return columns
+
+
+def paused_fields(model_dir: str, epochs_run: int, epochs: int) -> Dict[str, object]:
+    """What a run paused by its time limit (``pause_at_time_limit``) before its last epoch
+    reports instead of test scores: ``{"paused": True, "epochs_run", "epochs",
+    "best_val_top1"}`` (the best of log.csv's val top-1; None before any epoch)."""
+    curve = read_log(model_dir).get("val_top1")
+    best = max(curve) if curve else None
+    print(f"{model_dir}: paused after {epochs_run} of {epochs} epochs"
+          + (f" (best val top-1 {100 * best:.1f} %)" if best is not None else "")
+          + "; not tested until its last epoch has run: the same command resumes it.",
+          flush=True)
+    return {"paused": True, "epochs_run": epochs_run, "epochs": epochs,
+            "best_val_top1": best}

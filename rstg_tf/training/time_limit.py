@@ -33,16 +33,23 @@ class TimeLimit(keras.callbacks.Callback):
     A run with ``BackupAndRestore`` that is started again continues from the epoch it
     stopped after, under a fresh limit (an epoch cut short counts as done).
 
+    With ``pause=True`` only the first rule applies: every epoch runs all its steps, so a
+    run paused and resumed trains the same steps as an unbroken one (fit may then end up
+    to one epoch past the limit when an epoch is slower than the last).
+
     After ``fit``: ``stopped`` (bool), ``stopped_epoch`` (0-based; None if not stopped),
     ``cut_short`` (True when the stop came inside an epoch), ``elapsed`` (seconds).
 
     Args:
       minutes: the limit, > 0.
+      pause: stop between epochs only.
       clock: seconds as a float (tests pass a fake one).
     """
 
-    def __init__(self, minutes: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, minutes: float, pause: bool = False,
+                 clock: Callable[[], float] = time.monotonic):
         super().__init__()
+        self.pause = pause
         if not minutes > 0:
             raise ValueError(f"the training time limit must be > 0 minutes; got {minutes}.")
         self.limit = 60.0 * float(minutes)
@@ -67,7 +74,8 @@ class TimeLimit(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self._batch_end = self.clock()
-        if not self.stopped and self._batch_end - self._start + self._tail > self.limit:
+        if not (self.stopped or self.pause) and \
+                self._batch_end - self._start + self._tail > self.limit:
             self._stop(cut_short=True)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -83,6 +91,8 @@ class TimeLimit(keras.callbacks.Callback):
         self.elapsed = self.clock() - self._start
         if self.stopped:
             where = "during" if self.cut_short else "after"
-            print(f"time limit ({self.limit / 60:g} min) reached: stopped {where} epoch "
-                  f"{self.stopped_epoch + 1}, {self.elapsed / 60:.1f} min into training.",
-                  flush=True)
+            print(f"time limit ({self.limit / 60:g} min) reached: "
+                  f"{'paused' if self.pause else 'stopped'} {where} epoch "
+                  f"{self.stopped_epoch + 1} of {(self.params or {}).get('epochs', '?')}, "
+                  f"{self.elapsed / 60:.1f} min into training"
+                  + ("; the same command resumes it." if self.pause else "."), flush=True)
