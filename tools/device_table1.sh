@@ -27,7 +27,7 @@ minutes=${2:-8.6}
 results=${RESULTS_DIR:-experiments/table1_device3}
 work=${WORK_DIR:-/tmp/t}
 : "${OUT:?OUT must name the folder for the results}"
-python3 -m pip install -q --no-index --no-deps --target /tmp/site .device/whl/*.whl || exit 2
+python3 -m pip install -q --no-index --no-deps --upgrade --target /tmp/site .device/whl/*.whl || exit 2
 export PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=jax PYTHONUNBUFFERED=1
 rm -rf "$work" && mkdir -p "$work" && cp -r "$results/." "$work/" || exit 2
 if [ -f "$work/state.tgz" ]; then
