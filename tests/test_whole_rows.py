@@ -59,14 +59,60 @@ def test_whole_rows_get_all_the_time_left_and_pause(tmp_path, monkeypatch):
 def test_a_paused_row_is_in_table_md_as_paused_and_untested(tmp_path, monkeypatch):
     from train.table_report import write_table
 
-    rows, _, results = _train_rows(tmp_path, monkeypatch, whole=True,
-                                   paused=("rstg_all_temp",))
-    assert list(results) == ["rstg_time_only"]
+    rows, calls, results = _train_rows(tmp_path, monkeypatch, whole=True,
+                                       paused=("rstg_time_only",))
+    assert list(results) == ["rstg_all_temp"] and len(calls) == 2
     text = open(write_table(3, "device", rows, results, str(tmp_path))).read()
-    assert ("| rstg_all_temp | 40.0 | paused | | | | 98.9 | | trained 2 of 40 epochs; "
+    assert ("| rstg_time_only | 40.0 | paused | | | | 89.7 | | trained 2 of 40 epochs; "
             "not tested yet |") in text, text
-    assert "| rstg_time_only |" in text and "| 50.0 |" in text
-    assert "rstg_all_temp:\n\n| epoch | val top-1 %" in text    # its curve so far
+    assert "| rstg_all_temp |" in text and "| 50.0 |" in text
+    assert "rstg_time_only:\n\n| epoch | val top-1 %" in text    # its curve so far
+
+
+def test_after_a_paused_row_no_row_starts(tmp_path, monkeypatch, capsys):
+    _, calls, results = _train_rows(tmp_path, monkeypatch, whole=True,
+                                    paused=("rstg_all_temp",))
+    assert [c[0] for c in calls] == ["rstg_all_temp"] and results == {}
+    assert "continue in the next run" in capsys.readouterr().out
+
+
+def test_whole_rows_refuse_a_finished_row_that_a_time_limit_shortened(tmp_path):
+    import train.table as table
+
+    config = TrainConfig(data_dir="", model_dir=str(tmp_path / "rstg_all_temp"), epochs=40)
+    os.makedirs(config.model_dir)
+    (tmp_path / "rstg_all_temp" / "config.json").write_text(json.dumps(config.to_dict()))
+    (tmp_path / "rstg_all_temp" / "log.csv").write_text(
+        "epoch,val_top1\n" + "".join(f"{e},0.4\n" for e in range(13)))
+    path = tmp_path / "rstg_all_temp" / "result.json"
+    path.write_text(json.dumps(_finished("rstg_all_temp")))
+    args = (3, ["rstg_all_temp"], {"rstg_all_temp": str(path)}, lambda row: config)
+    assert table._finished_rows(*args)["rstg_all_temp"]["top1"] == 0.5   # time-shared
+    with pytest.raises(ValueError, match=r"ended by a time limit \(trained 13 of 40 epochs"):
+        table._finished_rows(*args, whole=True)
+    other = TrainConfig(data_dir="", model_dir=config.model_dir, epochs=40, seed=1)
+    with pytest.raises(ValueError, match=r"other settings \(seed: 0 -> 1\)"):
+        table._finished_rows(*args[:3], lambda row: other)
+
+
+@pytest.mark.parametrize("pause", [True, False])
+def test_a_paused_shard_run_is_not_evaluated(tmp_path, monkeypatch, pause):
+    """The tf.data path of train_and_test: epochs run = the backup's + this fit's."""
+    from rstg_tf.training import evaluation, run, trainer
+
+    config = TrainConfig(data_dir="d", model_dir=str(tmp_path), epochs=3,
+                         max_train_minutes=1.0, pause_at_time_limit=pause)
+    os.makedirs(tmp_path / "backup")
+    (tmp_path / "backup" / "training_metadata.json").write_text('{"epoch": 1}')
+    evaluated = []
+    monkeypatch.setattr(trainer, "train", lambda c: types.SimpleNamespace(
+        history={"loss": [1.0]}))                       # one more epoch: 2 of 3
+    monkeypatch.setattr(evaluation, "evaluate", lambda *a, **k: evaluated.append(a) or {"top1": 1})
+    result = run.train_and_test(config)
+    if pause:
+        assert result["paused"] and result["epochs_run"] == 2 and evaluated == []
+    else:
+        assert result == {"top1": 1} and len(evaluated) == 1
 
 
 def test_a_finished_row_trained_otherwise_is_refused(tmp_path):

@@ -27,17 +27,18 @@ minutes=${2:-8.6}
 results=${RESULTS_DIR:-experiments/table1_device3}
 work=${WORK_DIR:-/tmp/t}
 : "${OUT:?OUT must name the folder for the results}"
+OUT=$(cd "$OUT" && pwd) || exit 2      # absolute: the packing below runs in the work dir
 python3 -m pip install -q --no-index --no-deps --upgrade --target /tmp/site .device/whl/*.whl || exit 2
 export PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=jax PYTHONUNBUFFERED=1
 rm -rf "$work" && mkdir -p "$work" && cp -r "$results/." "$work/" || exit 2
-if [ -f "$work/state.tgz" ]; then
-    tar xzf "$work/state.tgz" -C "$work" && rm "$work/state.tgz" || exit 2
+if [ -f "$work/state.tgz" ]; then      # never over a row that has finished since
+    tar xzf "$work/state.tgz" -C "$work" --skip-old-files && rm "$work/state.tgz" || exit 2
 fi
 outer=$(python3 -c "print(int(60 * $minutes) + 45)")   # the table ends itself before this
 {
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no GPU"
     python3 -c 'import jax, keras; print("jax", jax.__version__, "keras", keras.__version__, jax.devices())'
-    timeout -s INT "$outer" python3 -m train.table --in_memory --budget="${BUDGET:-device}" \
+    timeout -s INT -k 20 "$outer" python3 -m train.table --in_memory --budget="${BUDGET:-device}" \
         --digits=3 --mnist=.device/mnist.npz --workers="${WORKERS:-16}" --rows="$rows" \
         --whole_rows --time_budget_minutes="$minutes" --work_dir="$work" \
         ${EXTRA_FLAGS:+--extra_flags="$EXTRA_FLAGS"}
@@ -51,7 +52,7 @@ for dir in */; do
     if [ -d "$dir/backup" ] && [ ! -f "$dir/result.json" ]; then paused+=("$dir"); fi
 done
 tar czf "$OUT/results.tgz" --exclude='*.keras' --exclude='*.h5' --exclude=backup \
-    --exclude=tensorboard --exclude=state.tgz "${paused[@]/#/--exclude=./}" .
+    --exclude=tensorboard --exclude=state.tgz ${paused[@]+"${paused[@]/#/--exclude=./}"} .
 if [ ${#paused[@]} -gt 0 ]; then
     tar czf "$OUT/state.tgz" --exclude=last.keras --exclude=tensorboard "${paused[@]}"
     echo "paused rows, in state.tgz: ${paused[*]}" >> "$OUT/log.txt"

@@ -4,7 +4,8 @@ For each Table 1 row (``configs/syncmnist{D}_<row>.flags``): make the data if mi
 pretrain the backbone once, train the row and test its ``best.keras`` on the test split
 (``rstg_tf.training.run.train_and_test``, resumable, the TrainConfig ``python -m train``
 makes of the same flags), then write ``table.md`` (ours beside the paper's, parameter
-counts) and ``table.png`` into --work_dir. Re-running skips finished rows. Everything runs
+counts) and ``table.png`` into --work_dir. Re-running skips finished rows, once their
+config.json shows they were trained as the flags say (else it refuses them). Everything runs
 in this process: the rows need no process each (each run sets its own seed and precision;
 the in-memory rows have always shared one).
 
@@ -26,7 +27,10 @@ leaves ``result.json``, which re-runs skip like ``eval_test.json``.
 for a machine lent for a fixed time: each pending row trains for its part of what is left
 (``--max_train_minutes``; ``train.time_budget``); once a row would get too little, it and
 the rows after it are not run. table.md notes every row that trained fewer epochs than its
-flags asked for.
+flags asked for. With ``--whole_rows`` no row is shortened: each gets all the time left,
+pauses untested at its limit (``--pause_at_time_limit``), and the same command resumes
+it, so that every reported row ran all its planned steps (a table built over several
+lent GPU calls: tools/device_table1.sh).
 
 ``--probe`` (default on; shards only): when the rows keep the pretrained backbone frozen
 (the quick budget), the sync-blind probes of it (``python -m
@@ -42,7 +46,7 @@ import os
 from absl import flags
 
 from rstg_tf import cli
-from train.table_report import PAPER, epoch_lines, write_table
+from train.table_report import PAPER, epoch_lines, epochs_note, write_table
 
 SPLITS = ("train", "val", "test")
 
@@ -219,7 +223,7 @@ def _shard_rows(digits, budget, rows, work_dir, data_dir, f, clock):
     paths = {row: os.path.join(work_dir, row, "eval_test.json") for row in rows}
     every = {row: _row_config(digits, budget, row, backbone, work_dir, f, data_dir)
              for row in rows}                                  # checked before any work
-    results = _finished_rows(digits, rows, paths, every.get)
+    results = _finished_rows(digits, rows, paths, every.get, f.whole_rows)
     configs = {row: every[row] for row in rows if row not in results}
     _ensure_data(data_dir, digits, budget, f)
     _ensure_backbone(work_dir, budget, lambda: _mnist(f))
@@ -282,7 +286,7 @@ def _in_memory_rows(digits, budget, rows, work_dir, f, clock):
     backbone = _backbone_path(work_dir, budget)
     paths = {row: os.path.join(work_dir, row, "result.json") for row in rows}
     every = {row: _row_config(digits, budget, row, backbone, work_dir, f) for row in rows}
-    results = _finished_rows(digits, rows, paths, every.get)
+    results = _finished_rows(digits, rows, paths, every.get, f.whole_rows)
     configs = {row: every[row] for row in rows if row not in results}
     for row, config in configs.items():      # every pending row checked before any work
         try:
@@ -296,24 +300,25 @@ def _in_memory_rows(digits, budget, rows, work_dir, f, clock):
     return results
 
 
-def _finished_rows(digits, rows, paths, config_of):
+def _finished_rows(digits, rows, paths, config_of, whole=False):
     """{row: its test scores} of the rows a previous run finished (``paths[row]`` exists),
     each checked to have been trained as ``config_of(row)`` would train it now
-    (``_check_finished``)."""
+    (``_check_finished``; with ``whole``, for all its epochs)."""
     results = {}
     for row in rows:
         if os.path.exists(paths[row]):
-            _check_finished(row, os.path.dirname(paths[row]), config_of(row))
+            _check_finished(row, os.path.dirname(paths[row]), config_of(row), whole)
             with open(paths[row]) as fh:
                 results[row] = json.load(fh)
             _report(digits, row, results[row], os.path.dirname(paths[row]))
     return results
 
 
-def _check_finished(row, model_dir, config):
+def _check_finished(row, model_dir, config, whole=False):
     """Refuses a finished row whose config.json differs from ``config`` beyond where and
     how long it ran (its epochs count): a table must not mix recipes, e.g. rows
-    finished on different machines into one work dir."""
+    finished on different machines into one work dir. With ``whole`` (--whole_rows) it
+    also refuses a row that a time limit ended before its last epoch."""
     from rstg_tf.training.config import RESUMABLE_CHANGES, read_stored_config, setting_changes
 
     stored = read_stored_config(model_dir)
@@ -322,6 +327,12 @@ def _check_finished(row, model_dir, config):
         raise ValueError(f"row {row}: {model_dir} was trained with other settings "
                          f"({'; '.join(changed)}) than these flags give: use another "
                          f"--work_dir, or delete that row's directory to train it again.")
+    short = epochs_note(model_dir) if whole else ""
+    if short:
+        raise ValueError(f"row {row}: {model_dir} was ended by a time limit ({short}); "
+                         "--whole_rows reports only rows that ran all their epochs: use "
+                         "another --work_dir, or delete that row's directory to train it "
+                         "again.")
 
 
 def _train_rows(digits, budget, configs, inputs, f, clock):
@@ -341,12 +352,15 @@ def _train_rows(digits, budget, configs, inputs, f, clock):
               flush=True)
         config = configs[row]
         if limit:
-            config = dataclasses.replace(config, max_train_minutes=limit,
-                                         pause_at_time_limit=f.whole_rows)
+            config = dataclasses.replace(
+                config, max_train_minutes=limit,
+                pause_at_time_limit=f.whole_rows or config.pause_at_time_limit)
         result = train_and_test(config, inputs)
-        if result.get("paused"):
+        if result.get("paused"):      # its time was all that was left: later rows wait too
             print("\n".join(epoch_lines(row, config.model_dir)), flush=True)
-            continue
+            print(f"{row} paused; it and the rows after it continue in the next run.",
+                  flush=True)
+            break
         results[row] = result
         _report(digits, row, results[row], config.model_dir)
     return results

@@ -27,7 +27,8 @@ class TrainConfig:
     tested). With ``pause_at_time_limit`` the limit only pauses it: fit stops between
     epochs, the schedule keeps its planned ``epochs x steps_per_epoch``, and the run is
     tested only once every epoch has run (the same command resumes it from its backup), so
-    runs paused and resumed any number of times train exactly as an unbroken one.
+    a run paused and resumed any number of times trains the same steps, on the same
+    batches, under the same learning rates as an unbroken one.
     """
 
     data_dir: str
