@@ -100,6 +100,13 @@ def read_backup_metadata(backup_dir: str) -> Optional[dict]:
     return metadata
 
 
+def epochs_backed_up(model_dir: str) -> int:
+    """Epochs finished by the run whose backup is in ``model_dir`` (0 without one): where a
+    resumed fit starts."""
+    metadata = read_backup_metadata(backup_dir(model_dir))
+    return metadata["epoch"] if metadata else 0
+
+
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
     """``keras.callbacks.ModelCheckpoint`` whose files appear whole or not at all."""
 

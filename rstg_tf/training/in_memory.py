@@ -79,8 +79,7 @@ def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, ...],
         load_backbone_weights(model, config.backbone_weights, config.model,
                               trainable=not config.freeze_backbone)
     compile_model(model, config)
-    metadata = checkpoints.read_backup_metadata(checkpoints.backup_dir(config.model_dir))
-    first_epoch = metadata["epoch"] if metadata else 0
+    first_epoch = checkpoints.epochs_backed_up(config.model_dir)
     logged = [ValSyncPair(val, config.batch_size)] if len(val) > 2 else []
     callbacks = common_callbacks(config.model_dir, config, steps, log_callbacks=logged)
     batches = ShuffledBatches(*train[:2], config.batch_size, steps, config.seed,
@@ -90,8 +89,9 @@ def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, ...],
         **validation_arguments(val[:2], config.batch_size), verbose=config.verbose)
     checkpoints.check_diverged(callbacks, config.model_dir)
     epochs_run = first_epoch + len(history.history.get("loss", []))
-    if config.pause_at_time_limit and epochs_run < config.epochs:
-        return paused_fields(config.model_dir, epochs_run, config.epochs)
+    paused = paused_fields(config, epochs_run)
+    if paused:
+        return paused
     final_lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
     log = read_log(config.model_dir)                    # every epoch, restarts too
     best = os.path.join(config.model_dir, "best.keras")

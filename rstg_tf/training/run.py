@@ -41,11 +41,11 @@ def train_and_test(config: TrainConfig,
     from rstg_tf.training.run_log import paused_fields
     from rstg_tf.training.trainer import is_chief, train
 
-    metadata = checkpoints.read_backup_metadata(checkpoints.backup_dir(config.model_dir))
+    first_epoch = checkpoints.epochs_backed_up(config.model_dir)
     history = train(config)
     if not is_chief():
         return {}
-    epochs_run = (metadata["epoch"] if metadata else 0) + len(history.history.get("loss", []))
-    if config.pause_at_time_limit and epochs_run < config.epochs:
-        return paused_fields(config.model_dir, epochs_run, config.epochs)
+    paused = paused_fields(config, first_epoch + len(history.history.get("loss", [])))
+    if paused:
+        return paused
     return evaluate(config.model_dir, config.data_dir, split="test", checkpoint="best")
