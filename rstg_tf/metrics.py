@@ -10,7 +10,8 @@ its predictions, and differences of accuracies in standard errors. Pure NumPy / 
   clip the same class has an output that does not depend on its input).
 * ``sync_pair_z``: a result's sync-pair accuracy above what a sync-blind model scores (one
   that knows the digits, not which pair is synchronous: 1/3 on 3SyncMNIST), in standard
-  errors ``sqrt(p0 (1 - p0) / n)`` of that chance rate ``p0``.
+  errors ``sqrt(p0 (1 - p0) / n)`` of that chance rate ``p0``; ``first_past`` finds the
+  first epoch of a per-epoch z curve past ``LEAVE_Z``, where a run has left sync-blind.
 * ``paper_order`` / ``order_summary``: every pair of rows that a reference table separates
   by at least ``min_gap`` points, with our top-1 difference in standard errors of a
   difference of two independent proportions, ``sqrt(p1 (1 - p1) / n1 + p2 (1 - p2) / n2)``
@@ -34,6 +35,9 @@ from rstg_tf.data.syncmnist import NO_SYNC_LABEL, NUM_CLASSES, PAIR_LABELS
 
 # |difference| / standard error needed to call a difference real (~95 % two-sided).
 Z_THRESHOLD = 2.0
+# Standard errors above sync-blind at which a run's val sync pair counts as having left
+# the sync-blind level (a stricter bar than Z_THRESHOLD: it is read off every epoch).
+LEAVE_Z = 5.0
 
 
 def top_k_accuracy(logits, labels, k: int = 1) -> float:
@@ -158,6 +162,16 @@ def sync_pair_z(result: Mapping[str, object]) -> Optional[float]:
     if sync is None or blind is None or count <= 0:
         return None
     return _z(float(sync) - float(blind), float(blind) * (1 - float(blind)) / count)
+
+
+def first_past(curve: Iterable[Optional[float]], threshold: float = LEAVE_Z) -> Optional[int]:
+    """Index of the first value of ``curve`` above ``threshold`` (None values and NaN are
+    never above it); None when there is none. With a per-epoch ``val_sync_pair_z`` curve:
+    the epoch (0-based) after which the run had left the sync-blind level."""
+    for i, value in enumerate(curve):
+        if value is not None and value > threshold:
+            return i
+    return None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,7 +11,7 @@ ImportError that says how to install it. The ``_*_figure`` functions build the f
 from __future__ import annotations
 
 import io
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -73,24 +73,36 @@ def _levels(ax, levels: Optional[Dict[str, float]], outside: bool) -> None:
 def _line_figure(series: Dict[str, Sequence[float]], title: str, x_label: str = "epoch",
                  y_label: str = "", x_values: Optional[Sequence] = None,
                  legend_outside: bool = False, levels: Optional[Dict[str, float]] = None):
-    if not any(np.isfinite(v) for s in series.values() for v in s):
-        raise ValueError("line_chart needs at least one finite value.")
-    figure = _figure(1120 if legend_outside else 900, 560)
-    ax = figure.add_subplot()
-    for k, (name, ys) in enumerate(series.items()):
-        ys = np.asarray(ys, np.float64)
-        kept = np.flatnonzero(np.isfinite(ys))
-        ax.plot(kept + 1, ys[kept], marker="o", markersize=3, color=_colour(k), label=name)
+    figure = _xy_figure({name: (np.arange(1, len(ys) + 1), ys) for name, ys in series.items()},
+                        title, x_label, y_label, legend_outside, levels)
+    ax = figure.axes[0]
     if x_values is not None:
         ax.set_xticks(range(1, len(x_values) + 1), [str(x) for x in x_values])
     else:
         from matplotlib.ticker import MaxNLocator
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _levels(ax, levels, outside=False)
+    return figure
+
+
+def _xy_figure(series: Dict[str, Tuple[Sequence[float], Sequence[float]]], title: str,
+               x_label: str, y_label: str = "", legend_outside: bool = False,
+               levels: Optional[Dict[str, float]] = None):
+    """The lines of ``series`` (name -> (xs, ys)), without ``levels``' lines yet."""
+    if not any(np.isfinite(v) for _, ys in series.values() for v in ys):
+        raise ValueError("line_chart needs at least one finite value.")
+    figure = _figure(1120 if legend_outside else 900, 560)
+    ax = figure.add_subplot()
+    for k, (name, (xs, ys)) in enumerate(series.items()):
+        xs, ys = np.asarray(xs, np.float64), np.asarray(ys, np.float64)
+        if xs.shape != ys.shape:
+            raise ValueError(f"series {name!r} has {xs.size} x values for {ys.size} y values.")
+        kept = np.isfinite(ys)
+        ax.plot(xs[kept], ys[kept], marker="o", markersize=3, color=_colour(k), label=name)
     ax.set(title=title, xlabel=x_label, ylabel=y_label)
     ax.grid(color="0.9")
     ax.legend(**dict(loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
               if legend_outside else {})
-    _levels(ax, levels, outside=False)
     return figure
 
 
@@ -104,6 +116,16 @@ def line_chart(series: Dict[str, Sequence[float]], path: str, title: str,
     a label to a value drawn as a dashed reference line (the y axis widens to show it)."""
     return _save(_line_figure(series, title, x_label, y_label, x_values, legend_outside,
                               levels), path)
+
+
+def xy_chart(series: Dict[str, Tuple[Sequence[float], Sequence[float]]], path: str,
+             title: str, x_label: str, y_label: str = "", legend_outside: bool = False,
+             levels: Optional[Dict[str, float]] = None) -> str:
+    """As ``line_chart``, but each series has its own x values: name -> (xs, ys) (e.g.
+    runs validated at different steps on one axis of steps). Writes ``path`` (PNG)."""
+    figure = _xy_figure(series, title, x_label, y_label, legend_outside, levels)
+    _levels(figure.axes[0], levels, outside=False)
+    return _save(figure, path)
 
 
 def _bar_figure(labels: Sequence[str], groups: Dict[str, Sequence[Optional[float]]],

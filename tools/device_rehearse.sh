@@ -50,5 +50,7 @@ tar tzf "$base/out2/results.tgz" | grep -q rstg_all_temp/result.json \
 [ ! -f "$base/out2/state.tgz" ] || { echo "rehearsal: call 2 left a paused row" >&2; exit 1; }
 grep -q "resumed_from_epoch\": 1" <(tar xzf "$base/out2/results.tgz" -O ./rstg_all_temp/result.json) \
     || { echo "rehearsal: call 2 did not resume from call 1's epoch" >&2; exit 1; }
+grep -q "^| rstg_all_temp | 16 | 20 | 40 (2 of 2) |" "$base/out2/log.txt" \
+    || { echo "rehearsal: call 2's log.txt has no train.curves table of the row" >&2; exit 1; }
 echo "rehearsal passed: $(( $(date +%s) - start )) s for both calls; $base/out1, $base/out2"
 head -1 "$base/out2/log.txt"

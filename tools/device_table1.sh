@@ -14,7 +14,8 @@
 # call paused. python -m train.table --whole_rows then gives each row in turn all the time
 # left; a row that reaches the limit pauses between epochs, untested (--whole_rows).
 # Results under $OUT:
-#   log.txt      versions, each row's per-epoch val top-1, val sync pair, learning rate;
+#   log.txt      versions, each row's per-epoch val top-1, val sync pair, learning rate,
+#                and python -m train.curves' table of the rows (when each left sync-blind);
 #   results.tgz  table.md, table.png and each finished row's config.json, result.json,
 #                log.csv: unpack into $RESULTS_DIR and commit;
 #   state.tgz    the paused rows (their backup and best.keras, a few MB): put it at
@@ -45,6 +46,13 @@ outer=$(python3 -c "print(int(60 * $minutes) + 45)")   # the table ends itself b
     echo "train.table exit code: $?"
 } 2>&1 | tr '\r' '\n' | sed 's/\x1b\[[0-9;]*m//g' \
     | grep --line-buffered -v '^ *[0-9]*/[0-9]* ' > "$OUT/log.txt"
+curves=()      # every row's curve on one step axis: when each left sync-blind
+for dir in "$work"/*/; do
+    if [ -f "$dir/log.csv" ]; then curves+=("--run=$(basename "$dir")=$dir"); fi
+done
+if [ ${#curves[@]} -gt 0 ]; then
+    python3 -m train.curves "${curves[@]}" >> "$OUT/log.txt" 2>&1
+fi
 cd "$work" || exit 2
 paused=()       # rows with a backup and no result.json: paused, resumed from state.tgz
 for dir in */; do

@@ -47,6 +47,7 @@ SMOKE = {
               "--verbose=2"],
     "train.evaluate": ["--batch_size=8"],
     "train.inspect": [],
+    "train.curves": [],
     "experiments.sync_pair.probe": ["--num_filters=8", "--epochs=1", "--steps_per_epoch=2",
                                     "--batch_size=4", "--max_videos=24", "--verbose=0"],
     "experiments.sync_pair.oracle": ["--train_videos=16", "--val_videos=8", "--test_videos=8",

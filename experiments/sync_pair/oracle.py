@@ -93,7 +93,8 @@ def main(argv):
                          f"({', '.join(rstg)}) read maps: use --schedules=mlp.")
     from rstg_tf.data.mnist import load_mnist
     from experiments.sync_pair.feature_probe import sync_blind_optimum, write_val_top1_report
-    from experiments.sync_pair.oracle_digits import LEAVE_Z, run_oracle
+    from experiments.sync_pair.oracle_digits import run_oracle
+    from rstg_tf.metrics import LEAVE_Z
 
     num_digits = int(f.digits)
     mnist = load_mnist(f.mnist, expected_counts=None)

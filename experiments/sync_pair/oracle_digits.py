@@ -33,13 +33,10 @@ import numpy as np
 from rstg_tf.config import RSTGConfig
 from rstg_tf.data.syncmnist import NUM_CLASSES, SyncMnistGenerator
 from rstg_tf.layers.rstg import RSTG
-from rstg_tf.metrics import sync_pair_fields
+from rstg_tf.metrics import LEAVE_Z, first_past, sync_pair_fields
 from experiments.sync_pair.feature_probe import fit_adam
 from rstg_tf.training.schedules import LearningRateCurve, schedule_callbacks
 from rstg_tf.training.sync_pair_log import ValSyncPair
-
-# Standard errors above sync-blind that count as having left it (run_oracle).
-LEAVE_Z = 5.0
 
 
 def _cell_shares(start: np.ndarray, size: int, canvas: int, grid: int) -> np.ndarray:
@@ -182,9 +179,9 @@ def run_oracle(schedule: str, train: Tuple[np.ndarray, np.ndarray, np.ndarray],
                  *schedule_callbacks(lr_schedule, curve, steps_per_epoch, plateau_patience=2)]
     history = fit_adam(model, train[:2], val[:2], epochs, steps_per_epoch, batch_size,
                        learning_rate, seed, verbose, top_k=(1,), callbacks=callbacks)
-    left = [e for e, z in enumerate(history.get("val_sync_pair_z", [])) if z > leave_z]
+    left = first_past(history.get("val_sync_pair_z", []), leave_z)
     logits = model.predict(test[0], batch_size=256, verbose=0)
     return {**history, **sync_pair_fields(logits, test[2], test[1]),
-            "steps_to_leave_sync_blind": (left[0] + 1) * steps_per_epoch if left else None,
+            "steps_to_leave_sync_blind": None if left is None else (left + 1) * steps_per_epoch,
             "test_top1": float(np.mean(np.argmax(logits, axis=1) == test[1])),
             "parameters": int(model.count_params())}

@@ -1,0 +1,130 @@
+"""``python -m train.curves``: runs validated at other intervals share one step axis, the
+step a run left sync-blind is read off its log, and bad runs are refused in one line."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from rstg_tf import metrics, plots
+from rstg_tf.training import curves
+from tests.helpers import run_python
+
+COLUMNS = ("epoch", "learning_rate", "loss", "val_sync_pair", "val_sync_pair_z", "val_top1")
+
+
+def _run_dir(root, name, steps_per_epoch, z_curve, batch_size=64, epochs=40, rows=None):
+    """A model dir with config.json and a CSVLogger-style log.csv (one row per z value,
+    or ``rows``: (epoch, z) pairs, as a resumed run appends them)."""
+    path = root / name
+    path.mkdir()
+    (path / "config.json").write_text(json.dumps(
+        {"steps_per_epoch": steps_per_epoch, "batch_size": batch_size, "epochs": epochs,
+         "model": {"name": "rstg"}}))
+    lines = [",".join(COLUMNS)]
+    for epoch, z in rows or enumerate(z_curve):
+        sync = 1 / 3 + z * math.sqrt(2 / 9 / 5000)
+        lines.append(f"{epoch},0.001,1.5,{sync},{z},{0.3 + 0.01 * epoch}")
+    (path / "log.csv").write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_runs_share_a_step_axis_and_report_when_they_left_sync_blind(tmp_path):
+    cpu = curves.read_run(_run_dir(tmp_path, "cpu", 250, [0.1, 2.0, 5.5, 4.0]), "CPU")
+    gpu = curves.read_run(_run_dir(tmp_path, "gpu", 1000, [1.0, 6.0], batch_size=128), None)
+    assert gpu.label == "gpu" and cpu.epochs == 4 and cpu.planned_epochs == 40
+    np.testing.assert_array_equal(cpu.x(), [250, 500, 750, 1000])
+    np.testing.assert_array_equal(gpu.x("clips"), [128_000, 256_000])
+    assert cpu.left_sync_blind_at() == 750                     # epoch 3 is the first > 5
+    assert gpu.left_sync_blind_at() == 2000
+    assert cpu.left_sync_blind_at(leave_z=6.0) is None
+    assert metrics.first_past([None, float("nan"), 5.0, 5.1]) == 3
+    table = curves.summary_table([cpu, gpu]).splitlines()
+    assert table[2] == ("| CPU | 64 | 250 | 1,000 (4 of 40) | 33.0 | "
+                        f"{100 * (1 / 3 + 4 * math.sqrt(2 / 9 / 5000)):.1f} (+4.0) | 750 steps |")
+    assert table[3].startswith("| gpu | 128 | 1000 | 2,000 (2 of 40) | 31.0 |")
+    assert table[3].endswith("| 2,000 steps |")
+
+    series = curves.chart_series([cpu, gpu], "val_sync_pair")
+    np.testing.assert_allclose(series["CPU"][0], [0.25, 0.5, 0.75, 1.0])
+    np.testing.assert_allclose(series["gpu"][1][1], 100 * (1 / 3 + 6 * math.sqrt(2 / 9 / 5000)))
+    assert curves.levels("val_sync_pair", digits=5) == {"sync-blind 10.0 %": 10.0}
+    assert curves.levels("val_sync_pair_z", leave_z=4.0) == {
+        "sync-blind": 0.0, "left sync-blind (4 s.e.)": 4.0}
+    with pytest.raises(ValueError, match="unknown metric"):
+        curves.chart_series([cpu], "val_top5")
+
+
+def test_an_epoch_logged_twice_keeps_its_last_row(tmp_path):
+    # A run resumed from the backup of epoch 0 logs epoch 1 again.
+    run = curves.read_run(_run_dir(tmp_path, "r", 100, None,
+                                   rows=[(0, 0.5), (1, 1.0), (1, 7.0), (2, 3.0)]))
+    assert run.columns["epoch"] == [0.0, 1.0, 2.0]
+    assert run.columns["val_sync_pair_z"] == [0.5, 7.0, 3.0]
+    assert run.left_sync_blind_at() == 200
+    gap = _run_dir(tmp_path, "gap", 100, None, rows=[(0, 0.5), (2, 1.0)])
+    with pytest.raises(ValueError, match="not 0, 1, 2"):
+        curves.read_run(gap)
+
+
+def test_runs_that_cannot_be_placed_are_refused(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        curves.read_run(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        curves.read_run(str(tmp_path / "empty"))
+    passes = _run_dir(tmp_path, "passes", None, [1.0])
+    with pytest.raises(ValueError, match="passes over the data"):
+        curves.read_run(passes)
+    fresh = _run_dir(tmp_path, "fresh", 10, [])
+    with pytest.raises(ValueError, match="no epoch in log.csv"):
+        curves.read_run(fresh)
+
+
+def test_xy_chart_draws_each_series_on_its_own_x(tmp_path):
+    nan = float("nan")
+    figure = plots._xy_figure({"a": ([0.25, 0.5, 0.75], [1.0, nan, 3.0]),
+                               "b": ([1.0, 2.0], [2.0, 4.0])}, "t", "thousands of steps")
+    a, b = figure.axes[0].lines
+    assert list(a.get_xdata()) == [0.25, 0.75] and list(a.get_ydata()) == [1.0, 3.0]
+    assert list(b.get_xdata()) == [1.0, 2.0]
+    with pytest.raises(ValueError, match="2 x values for 3 y values"):
+        plots._xy_figure({"a": ([1.0, 2.0], [1.0, 2.0, 3.0])}, "t", "x")
+    path = tmp_path / "xy.png"
+    plots.xy_chart({"a": ([1.0, 2.0], [1.0, 3.0])}, str(path), "t", "x", levels={"l": 2.0})
+    assert path.stat().st_size > 0 and sorted(p.name for p in tmp_path.iterdir()) == ["xy.png"]
+
+
+# The program, with Keras, TensorFlow and JAX blocked: it reads logs only.
+_BLOCKED = """
+import runpy, sys
+class Blocked:
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras", "jax"):
+            raise ImportError(name + " is blocked in this test")
+sys.meta_path.insert(0, Blocked())
+sys.argv = ["train.curves", *sys.argv[1:]]
+runpy.run_module("train.curves", run_name="__main__")
+"""
+
+
+def test_curves_program_draws_the_runs_without_keras(tmp_path):
+    cpu = _run_dir(tmp_path, "cpu", 250, [0.1, 2.0, 5.5])
+    gpu = _run_dir(tmp_path, "gpu", 1000, [1.0, 6.0])
+    out = tmp_path / "plots" / "curves.png"
+    done = run_python(["-c", _BLOCKED, f"--run=All-temp (lr=1e-3)={cpu}", f"--run={gpu}",
+                       "--metric=val_sync_pair_z", f"--output={out}"], timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "| All-temp (lr=1e-3) | 64 | 250 | 750 (3 of 40) |" in done.stdout
+    assert "| gpu | 64 | 1000 | 2,000 (2 of 40) |" in done.stdout
+    assert json.loads(done.stdout.splitlines()[-1]) == {"files": [str(out)]}
+    assert out.stat().st_size > 0
+
+    for args, message in (([f"--run={cpu}", "--output=c.jpg"], "must name a .png"),
+                          ([f"--run={cpu}", f"--run={cpu}"], "share a label"),
+                          ([f"--run=x={tmp_path / 'none'}"], "does not exist"),
+                          ([f"--run={cpu}", "--metric=top5"], "--metric")):
+        bad = run_python(["-m", "train.curves", *args], timeout=60)
+        assert bad.returncode == 2, (args, bad.stderr)
+        assert len(bad.stderr.strip().splitlines()) == 1 and message in bad.stderr, bad.stderr
