@@ -74,7 +74,7 @@ def _line_figure(series: Dict[str, Sequence[float]], title: str, x_label: str = 
                  y_label: str = "", x_values: Optional[Sequence] = None,
                  legend_outside: bool = False, levels: Optional[Dict[str, float]] = None):
     figure = _xy_figure({name: (np.arange(1, len(ys) + 1), ys) for name, ys in series.items()},
-                        title, x_label, y_label, legend_outside, levels)
+                        title, x_label, y_label, legend_outside)
     ax = figure.axes[0]
     if x_values is not None:
         ax.set_xticks(range(1, len(x_values) + 1), [str(x) for x in x_values])
@@ -86,11 +86,10 @@ def _line_figure(series: Dict[str, Sequence[float]], title: str, x_label: str = 
 
 
 def _xy_figure(series: Dict[str, Tuple[Sequence[float], Sequence[float]]], title: str,
-               x_label: str, y_label: str = "", legend_outside: bool = False,
-               levels: Optional[Dict[str, float]] = None):
-    """The lines of ``series`` (name -> (xs, ys)), without ``levels``' lines yet."""
+               x_label: str, y_label: str = "", legend_outside: bool = False):
+    """The lines of ``series`` (name -> (xs, ys)); reference levels are drawn after."""
     if not any(np.isfinite(v) for _, ys in series.values() for v in ys):
-        raise ValueError("line_chart needs at least one finite value.")
+        raise ValueError("a line chart needs at least one finite value.")
     figure = _figure(1120 if legend_outside else 900, 560)
     ax = figure.add_subplot()
     for k, (name, (xs, ys)) in enumerate(series.items()):
@@ -123,7 +122,7 @@ def xy_chart(series: Dict[str, Tuple[Sequence[float], Sequence[float]]], path: s
              levels: Optional[Dict[str, float]] = None) -> str:
     """As ``line_chart``, but each series has its own x values: name -> (xs, ys) (e.g.
     runs validated at different steps on one axis of steps). Writes ``path`` (PNG)."""
-    figure = _xy_figure(series, title, x_label, y_label, legend_outside, levels)
+    figure = _xy_figure(series, title, x_label, y_label, legend_outside)
     _levels(figure.axes[0], levels, outside=False)
     return _save(figure, path)
 

@@ -14,14 +14,15 @@ from tests.helpers import run_python
 COLUMNS = ("epoch", "learning_rate", "loss", "val_sync_pair", "val_sync_pair_z", "val_top1")
 
 
-def _run_dir(root, name, steps_per_epoch, z_curve, batch_size=64, epochs=40, rows=None):
+def _run_dir(root, name, steps_per_epoch, z_curve, batch_size=64, epochs=40, rows=None,
+             **config):
     """A model dir with config.json and a CSVLogger-style log.csv (one row per z value,
     or ``rows``: (epoch, z) pairs, as a resumed run appends them)."""
     path = root / name
-    path.mkdir()
+    path.mkdir(parents=True)
     (path / "config.json").write_text(json.dumps(
         {"steps_per_epoch": steps_per_epoch, "batch_size": batch_size, "epochs": epochs,
-         "model": {"name": "rstg"}}))
+         "model": {"name": "rstg"}, **config}))
     lines = [",".join(COLUMNS)]
     for epoch, z in rows or enumerate(z_curve):
         sync = 1 / 3 + z * math.sqrt(2 / 9 / 5000)
@@ -56,16 +57,44 @@ def test_runs_share_a_step_axis_and_report_when_they_left_sync_blind(tmp_path):
         curves.chart_series([cpu], "val_top5")
 
 
-def test_an_epoch_logged_twice_keeps_its_last_row(tmp_path):
-    # A run resumed from the backup of epoch 0 logs epoch 1 again.
+def test_a_resumed_run_counts_as_it_stands(tmp_path):
+    # Resumed from the backup of epoch 0, the run logs epoch 1 again: its row counts.
     run = curves.read_run(_run_dir(tmp_path, "r", 100, None,
                                    rows=[(0, 0.5), (1, 1.0), (1, 7.0), (2, 3.0)]))
     assert run.columns["epoch"] == [0.0, 1.0, 2.0]
     assert run.columns["val_sync_pair_z"] == [0.5, 7.0, 3.0]
     assert run.left_sync_blind_at() == 200
+    # Resumed from epoch 0's backup after epoch 2 was logged, and stopped again after
+    # epoch 1: the old epoch 2 (z 9) is not part of the run as it stands.
+    stale = curves.read_run(_run_dir(tmp_path, "stale", 100, None,
+                                     rows=[(0, 0.0), (1, 1.0), (2, 9.0), (1, 2.0)]))
+    assert stale.columns["val_sync_pair_z"] == [0.0, 2.0]
+    assert stale.left_sync_blind_at() is None
     gap = _run_dir(tmp_path, "gap", 100, None, rows=[(0, 0.5), (2, 1.0)])
     with pytest.raises(ValueError, match="not 0, 1, 2"):
         curves.read_run(gap)
+
+
+def test_table_cells_for_shard_rows_nan_and_time_cut_epochs(tmp_path):
+    path = tmp_path / "shards"
+    path.mkdir()
+    (path / "config.json").write_text(json.dumps(
+        {"steps_per_epoch": 300, "batch_size": 16, "epochs": 7, "max_train_minutes": 5.0}))
+    # A shard row: no sync-pair columns; a NaN val top-1 first; an "NA" learning rate.
+    (path / "log.csv").write_text("epoch,learning_rate,loss,val_top1\n"
+                                  "0,NA,2.0,nan\n1,0.001,1.8,0.25\n")
+    run = curves.read_run(str(path))
+    assert run.short_epochs and "learning_rate" not in run.columns
+    assert curves.summary_table([run]).splitlines()[2] == (
+        "| shards | 16 | 300 | at most 600 (2 of 7) | 25.0 |  | "
+        "n/a (no val sync pair logged) |")
+    with pytest.raises(ValueError, match="no val_sync_pair column"):
+        curves.chart_series([run], "val_sync_pair")
+    paused = curves.read_run(_run_dir(tmp_path, "paused", 10, [float("nan")],
+                                      max_train_minutes=5.0, pause_at_time_limit=True))
+    assert not paused.short_epochs
+    assert curves.summary_table([paused]).splitlines()[2].endswith(
+        "| 10 (1 of 40) | 30.0 |  | not yet |")                  # a NaN sync pair: no cell
 
 
 def test_runs_that_cannot_be_placed_are_refused(tmp_path):
@@ -80,6 +109,13 @@ def test_runs_that_cannot_be_placed_are_refused(tmp_path):
     fresh = _run_dir(tmp_path, "fresh", 10, [])
     with pytest.raises(ValueError, match="no epoch in log.csv"):
         curves.read_run(fresh)
+    no_batch = _run_dir(tmp_path, "no_batch", 10, [1.0], batch_size=None)
+    with pytest.raises(ValueError, match="batch_size=None"):
+        curves.read_run(no_batch)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text("{")
+    with pytest.raises(ValueError, match="not a run train.curves can read"):
+        curves.read_run(str(tmp_path / "bad"))
 
 
 def test_xy_chart_draws_each_series_on_its_own_x(tmp_path):
@@ -91,6 +127,7 @@ def test_xy_chart_draws_each_series_on_its_own_x(tmp_path):
     assert list(b.get_xdata()) == [1.0, 2.0]
     with pytest.raises(ValueError, match="2 x values for 3 y values"):
         plots._xy_figure({"a": ([1.0, 2.0], [1.0, 2.0, 3.0])}, "t", "x")
+    assert figure.axes[0].get_xlabel() == "thousands of steps"
     path = tmp_path / "xy.png"
     plots.xy_chart({"a": ([1.0, 2.0], [1.0, 3.0])}, str(path), "t", "x", levels={"l": 2.0})
     assert path.stat().st_size > 0 and sorted(p.name for p in tmp_path.iterdir()) == ["xy.png"]
@@ -111,20 +148,34 @@ runpy.run_module("train.curves", run_name="__main__")
 
 def test_curves_program_draws_the_runs_without_keras(tmp_path):
     cpu = _run_dir(tmp_path, "cpu", 250, [0.1, 2.0, 5.5])
-    gpu = _run_dir(tmp_path, "gpu", 1000, [1.0, 6.0])
+    gpu = _run_dir(tmp_path / "lr=1e-3", "gpu", 1000, [1.0, 6.0])        # "=" in its path
+    fresh = _run_dir(tmp_path, "fresh", 1000, [])
     out = tmp_path / "plots" / "curves.png"
     done = run_python(["-c", _BLOCKED, f"--run=All-temp (lr=1e-3)={cpu}", f"--run={gpu}",
+                       f"--run=G=P={gpu}", f"--run={fresh}", "--skip_unplaceable",
                        "--metric=val_sync_pair_z", f"--output={out}"], timeout=60)
     assert done.returncode == 0, done.stderr
-    assert "| All-temp (lr=1e-3) | 64 | 250 | 750 (3 of 40) |" in done.stdout
-    assert "| gpu | 64 | 1000 | 2,000 (2 of 40) |" in done.stdout
-    assert json.loads(done.stdout.splitlines()[-1]) == {"files": [str(out)]}
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"left out: {fresh} has no epoch in log.csv yet."
+    assert lines[3].startswith("| All-temp (lr=1e-3) | 64 | 250 | 750 (3 of 40) |")
+    assert lines[4].startswith("| gpu | 64 | 1000 | 2,000 (2 of 40) |")
+    assert lines[5].startswith("| G=P | 64 | 1000 |")
+    assert json.loads(lines[-1]) == {"files": [str(out)]}
     assert out.stat().st_size > 0
 
+    no_sync = tmp_path / "shard_row"
+    no_sync.mkdir()
+    (no_sync / "config.json").write_text(json.dumps({"steps_per_epoch": 3, "batch_size": 2}))
+    (no_sync / "log.csv").write_text("epoch,val_top1\n0,0.5\n")
     for args, message in (([f"--run={cpu}", "--output=c.jpg"], "must name a .png"),
                           ([f"--run={cpu}", f"--run={cpu}"], "share a label"),
                           ([f"--run=x={tmp_path / 'none'}"], "does not exist"),
+                          (["--run==x"], "give LABEL=MODEL_DIR"),
+                          ([f"--run={fresh}"], "no epoch in log.csv"),
+                          ([f"--run={fresh}", "--skip_unplaceable"], "no run could be placed"),
+                          ([f"--run={no_sync}", "--output=c.png"], "no val_sync_pair column"),
                           ([f"--run={cpu}", "--metric=top5"], "--metric")):
         bad = run_python(["-m", "train.curves", *args], timeout=60)
         assert bad.returncode == 2, (args, bad.stderr)
         assert len(bad.stderr.strip().splitlines()) == 1 and message in bad.stderr, bad.stderr
+        assert "|" not in bad.stdout                        # no table before the error

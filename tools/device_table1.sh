@@ -48,10 +48,11 @@ outer=$(python3 -c "print(int(60 * $minutes) + 45)")   # the table ends itself b
     | grep --line-buffered -v '^ *[0-9]*/[0-9]* ' > "$OUT/log.txt"
 curves=()      # every row's curve on one step axis: when each left sync-blind
 for dir in "$work"/*/; do
-    if [ -f "$dir/log.csv" ]; then curves+=("--run=$(basename "$dir")=$dir"); fi
+    if [ -f "$dir/log.csv" ]; then curves+=("--run=${dir%/}"); fi
 done
 if [ ${#curves[@]} -gt 0 ]; then
-    python3 -m train.curves "${curves[@]}" >> "$OUT/log.txt" 2>&1
+    python3 -m train.curves --skip_unplaceable "${curves[@]}" >> "$OUT/log.txt" 2>&1 \
+        || echo "train.curves exit code: $?" >> "$OUT/log.txt"
 fi
 cd "$work" || exit 2
 paused=()       # rows with a backup and no result.json: paused, resumed from state.tgz

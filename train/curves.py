@@ -12,6 +12,9 @@ best val top-1, last val sync pair and the step after which it left the sync-bli
 its val sync pair more than ``--leave_z`` standard errors above it) and, with
 ``--output``, draws ``--metric`` for every run as a PNG. Reads log.csv and config.json
 only: no Keras or TensorFlow, seconds on any machine.
+
+The val sync pair is logged by in-memory rows (``train.table --in_memory``, the GPU
+script's); rows trained from shards log val top-1 and loss (``--metric=val_top1``).
 """
 
 import json
@@ -20,7 +23,8 @@ import os
 from absl import flags
 
 from rstg_tf import cli, metrics
-from rstg_tf.training.curves import METRICS, X_AXES, draw, read_run, summary_table
+from rstg_tf.training.curves import (METRICS, X_AXES, chart_series, draw, read_run,
+                                     summary_table)
 
 flags.DEFINE_multi_string("run", None, "LABEL=MODEL_DIR (or MODEL_DIR), once per run.")
 flags.DEFINE_enum("metric", "val_sync_pair", list(METRICS), "log.csv column to draw.")
@@ -28,21 +32,44 @@ flags.DEFINE_enum("x", "steps", list(X_AXES), "x axis: training steps or clips s
 flags.DEFINE_enum("digits", "3", ["3", "5"], "SyncMNIST digits (the sync-blind line).")
 flags.DEFINE_float("leave_z", metrics.LEAVE_Z, "Standard errors above sync-blind that "
                    "count as having left it.", lower_bound=0.0)
-flags.DEFINE_string("title", None, "Chart title (default: the metric).")
+flags.DEFINE_string("title", None, "Chart title (default: the metric against steps or "
+                    "clips trained).")
+flags.DEFINE_bool("skip_unplaceable", False, "Leave out, with a line each, runs that cannot "
+                  "be placed (no epoch logged yet, no config.json, ...) instead of failing.")
 flags.DEFINE_string("output", None, "PNG to write (*.png); without it, the table only.")
 flags.mark_flag_as_required("run")
 
 
-def _runs(specs):
+def _label_and_dir(spec: str):
+    """(label or None, model dir) of a --run: the directory follows the first "=" after
+    which an existing directory is named (labels and paths may both hold "="), else the
+    first "="."""
+    if os.path.isdir(spec):
+        return None, spec
+    cuts = [i for i, c in enumerate(spec) if c == "="]
+    for i in cuts:
+        if os.path.isdir(spec[i + 1:]):
+            return spec[:i], spec[i + 1:]
+    label, model_dir = (spec[:cuts[0]], spec[cuts[0] + 1:]) if cuts else (None, spec)
+    if label == "" or not model_dir:
+        raise ValueError(f"--run={spec!r}: give LABEL=MODEL_DIR or MODEL_DIR.")
+    return label, model_dir
+
+
+def _runs(specs, skip_unplaceable: bool = False):
     runs = []
-    for spec in specs:                  # a label may hold "=": the directory follows the last
-        label, sep, model_dir = ("", "", spec) if os.path.isdir(spec) else spec.rpartition("=")
-        if sep and not (label and model_dir):
-            raise ValueError(f"--run={spec!r}: give LABEL=MODEL_DIR or MODEL_DIR.")
-        runs.append(read_run(model_dir, label or None))
+    for spec in specs:
+        try:
+            runs.append(read_run(*reversed(_label_and_dir(spec))))
+        except (ValueError, FileNotFoundError) as e:
+            if not skip_unplaceable:
+                raise
+            print(f"left out: {e}", flush=True)
     labels = [run.label for run in runs]
     if len(set(labels)) < len(labels):
         raise ValueError(f"two runs share a label in {labels}: give each LABEL=MODEL_DIR.")
+    if not runs:
+        raise ValueError("no run could be placed on a step axis (see above).")
     return runs
 
 
@@ -51,7 +78,9 @@ def main(argv):
     f = flags.FLAGS
     if f.output and not f.output.endswith(".png"):
         raise ValueError(f"--output must name a .png file; got {f.output!r}.")
-    runs = _runs(f.run)
+    runs = _runs(f.run, f.skip_unplaceable)
+    if f.output:
+        chart_series(runs, f.metric, f.x)         # each run has the metric, before any output
     print(summary_table(runs, f.leave_z))
     if f.output:
         draw(runs, f.output, f.metric, f.x, int(f.digits), f.title, f.leave_z)

@@ -126,11 +126,12 @@ def _flat(values: dict, prefix: str = "") -> Iterator[Tuple[str, object]]:
             yield prefix + key, value
 
 
-def read_stored_config(model_dir: str) -> Optional[dict]:
+def read_stored_config(model_dir: str, advice: str = "use a new --model_dir"
+                       ) -> Optional[dict]:
     """``model_dir``/config.json as flat ``{"model.x": ..., "epochs": ...}``; None if absent.
 
     Raises:
-      ValueError: the file is unreadable.
+      ValueError: the file is unreadable (the message ends with ``advice``).
     """
     path = os.path.join(model_dir, "config.json")
     if not os.path.exists(path):
@@ -139,7 +140,7 @@ def read_stored_config(model_dir: str) -> Optional[dict]:
         with open(path) as f:
             return dict(_flat(json.load(f)))
     except ValueError as e:
-        raise ValueError(f"{path} is unreadable ({e}): use a new --model_dir") from None
+        raise ValueError(f"{path} is unreadable ({e}): {advice}") from None
 
 
 def setting_changes(stored: dict, config: TrainConfig,

@@ -37,8 +37,11 @@ class RunCurves:
     """One run's per-epoch log, epoch ``i`` (0-based) ending after ``(i + 1) x
     steps_per_epoch`` steps of ``batch_size`` clips.
 
-    ``columns``: log.csv's columns, one value per epoch trained (an epoch logged twice, as
-    after a restart from an earlier backup, keeps its last row).
+    ``columns``: log.csv's columns, one value per epoch of the run as it stands (a run
+    resumed from an earlier backup logs some epochs again: their later rows count).
+    ``short_epochs``: its time limit ended the run within an epoch rather than pausing it
+    between epochs (``max_train_minutes`` without ``pause_at_time_limit``), so an epoch
+    may have run fewer steps than the axis counts.
     """
 
     label: str
@@ -47,6 +50,7 @@ class RunCurves:
     batch_size: int
     planned_epochs: int
     columns: Dict[str, List[float]]
+    short_epochs: bool = False
 
     @property
     def epochs(self) -> int:
@@ -68,36 +72,46 @@ def read_run(model_dir: str, label: Optional[str] = None) -> RunCurves:
 
     Raises:
       FileNotFoundError: no such directory, or no config.json in it.
-      ValueError: no epoch logged yet, or epochs that are passes over the data (no fixed
-        ``steps_per_epoch``), which no step axis can place.
+      ValueError: an unreadable config.json, no epoch logged yet, or epochs that are
+        passes over the data (no fixed ``steps_per_epoch``), which no step axis can place.
     """
     if not os.path.isdir(model_dir):
-        raise FileNotFoundError(f"run directory {model_dir} does not exist.")
-    config = read_stored_config(model_dir)
+        raise FileNotFoundError(f"run directory {model_dir!r} does not exist.")
+    config = read_stored_config(model_dir, advice="not a run train.curves can read")
     if config is None:
         raise FileNotFoundError(f"{model_dir} has no config.json: not a model directory of "
                                 "python -m train or train.table.")
-    steps = config.get("steps_per_epoch")
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"{model_dir}: config.json has steps_per_epoch={steps!r}; its epochs "
-                         "are passes over the data, which a step axis cannot place.")
+    sizes = {key: config.get(key) for key in ("steps_per_epoch", "batch_size")}
+    if sizes["steps_per_epoch"] is None:
+        raise ValueError(f"{model_dir}: config.json has no steps_per_epoch; its epochs are "
+                         "passes over the data, which a step axis cannot place.")
+    for key, value in sizes.items():
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{model_dir}: config.json has {key}={value!r}; a step axis "
+                             "needs a positive integer.")
     columns = read_log(model_dir)
     if not columns.get("epoch"):
         raise ValueError(f"{model_dir} has no epoch in log.csv yet.")
+    short = bool(config.get("max_train_minutes")) and not config.get("pause_at_time_limit")
     return RunCurves(label or os.path.basename(os.path.normpath(model_dir)), model_dir,
-                     steps, int(config.get("batch_size", 0)), int(config.get("epochs", 0)),
-                     _last_row_per_epoch(columns))
+                     sizes["steps_per_epoch"], sizes["batch_size"],
+                     int(config.get("epochs") or 0), _rows_as_run_stands(columns), short)
 
 
-def _last_row_per_epoch(columns: Dict[str, List[float]]) -> Dict[str, List[float]]:
-    """``columns`` with one row per epoch, in epoch order: an epoch logged again (a run
-    resumed from an earlier backup appends it once more) keeps its last row."""
-    last = {int(epoch): i for i, epoch in enumerate(columns["epoch"])}
-    rows = [last[e] for e in sorted(last)]
-    if sorted(last) != list(range(len(rows))):
-        raise ValueError(f"log.csv's epochs {sorted(last)} are not 0, 1, 2, ...")
-    return {key: [values[i] for i in rows] for key, values in columns.items()
-            if len(values) == len(columns["epoch"])}
+def _rows_as_run_stands(columns: Dict[str, List[float]]) -> Dict[str, List[float]]:
+    """``columns`` with one row per epoch, in epoch order, as the run stands: a row for
+    epoch ``e`` (a run resumed from the backup of epoch ``e - 1``) replaces every earlier
+    row of epoch ``e`` or later, which that resumed run did not build on. Columns with a
+    value missing in some row (CSVLogger's "NA") are left out."""
+    kept: List[int] = []
+    epochs = columns["epoch"]
+    for i, epoch in enumerate(epochs):
+        kept = [j for j in kept if epochs[j] < epoch] + [i]
+    if [int(epochs[j]) for j in kept] != list(range(len(kept))):
+        raise ValueError(f"log.csv's epochs {[int(epochs[j]) for j in kept]} are not "
+                         "0, 1, 2, ...")
+    return {key: [values[j] for j in kept] for key, values in columns.items()
+            if len(values) == len(epochs)}
 
 
 def _cell(value: Optional[float], scale: float = 100.0, digits: int = 1) -> str:
@@ -106,25 +120,33 @@ def _cell(value: Optional[float], scale: float = 100.0, digits: int = 1) -> str:
     return f"{scale * value:.{digits}f}"
 
 
+def _left_cell(run: RunCurves, leave_z: float) -> str:
+    if "val_sync_pair_z" not in run.columns:
+        return "n/a (no val sync pair logged)"
+    left = run.left_sync_blind_at(leave_z)
+    return "not yet" if left is None else f"{left:,} steps"
+
+
 def summary_table(runs: Sequence[RunCurves], leave_z: float = metrics.LEAVE_Z) -> str:
-    """Markdown: per run, its batch and validation interval, the epochs trained (of
-    those planned), best val top-1, last val sync pair (s.e. above sync-blind) and when it
-    left the sync-blind level."""
+    """Markdown: per run, its batch and validation interval, the steps trained (epochs of
+    those planned; "at most" where a time limit may have cut an epoch short), best val
+    top-1, last val sync pair (s.e. above sync-blind) and when it left sync-blind."""
     lines = ["| run | batch | steps per epoch | steps trained (epochs of planned) | "
              "best val top-1 % | last val sync pair % (s.e.) | "
              f"left sync-blind (> {leave_z:g} s.e.) after |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for run in runs:
-        top1 = run.columns.get("val_top1") or [math.nan]
+        top1 = [v for v in run.columns.get("val_top1", []) if math.isfinite(v)]
         sync = (run.columns.get("val_sync_pair") or [None])[-1]
         z = (run.columns.get("val_sync_pair_z") or [None])[-1]
-        left = run.left_sync_blind_at(leave_z)
-        sync_cell = _cell(sync) + ("" if z is None else f" ({z:+.1f})")
+        sync_cell = _cell(sync) + (f" ({z:+.1f})" if z is not None and math.isfinite(z)
+                                   else "")
+        steps = ("at most " if run.short_epochs else "") + f"{int(run.x()[-1]):,}"
         lines.append(
             f"| {run.label} | {run.batch_size} | {run.steps_per_epoch} | "
-            f"{int(run.x()[-1]):,} ({run.epochs} of {run.planned_epochs}) | "
-            f"{_cell(max(top1))} | {sync_cell} | "
-            f"{'not yet' if left is None else f'{left:,} steps'} |")
+            f"{steps} ({run.epochs} of {run.planned_epochs}) | "
+            f"{_cell(max(top1) if top1 else None)} | {sync_cell} | "
+            f"{_left_cell(run, leave_z)} |")
     return "\n".join(lines)
 
 
@@ -166,7 +188,7 @@ def draw(runs: Sequence[RunCurves], path: str, metric: str = "val_sync_pair",
 
     batches = sorted({run.batch_size for run in runs})
     unit = "steps" if axis == "steps" else "clips"
-    x_label = f"thousands of {unit}" + (f" of {batches[0]}" if unit == "steps"
+    x_label = f"thousands of {unit}" + (f" (batch {batches[0]})" if unit == "steps"
                                          and len(batches) == 1 else "")
     return plots.xy_chart(chart_series(runs, metric, axis), path,
                           title or f"{METRICS[metric][0]} against {unit} trained", x_label,
