@@ -8,7 +8,7 @@
 #   2. that state.tgz put back into the results dir: the row resumes, finishes and is
 #      tested; results.tgz holds its result.json and table.md.
 # Only the sizes change: the quick budget's 10k videos, 2 workers, the device flagfile cut
-# to 2 x 20 steps of 16. It checks the software, not the speed: pass a pretrained quick
+# to 2 x 60 steps of 16 (an epoch long enough that a 1-minute call pauses after one). It checks the software, not the speed: pass a pretrained quick
 # backbone (pretraining under JAX on 2 CPU cores takes tens of minutes), e.g.
 #   bash tools/device_carry.sh
 #   python -m train.pretrain --num_filters=32 --num_images=60000 --epochs=2 \
@@ -36,7 +36,7 @@ cd "$base/tree"
 # shellcheck disable=SC1091
 source "$base/venv/bin/activate"
 export BUDGET=quick WORKERS=2 RESULTS_DIR="$base/results" WORK_DIR="$base/t"
-export EXTRA_FLAGS=--flagfile=configs/budget_device.flags,--epochs=2,--steps_per_epoch=20,--val_videos=200,--batch_size=16,--steps_per_execution=5
+export EXTRA_FLAGS=--flagfile=configs/budget_device.flags,--epochs=2,--steps_per_epoch=60,--val_videos=200,--batch_size=16,--steps_per_execution=5
 start=$(date +%s)
 OUT="$base/out1" bash tools/device_table1.sh rstg_all_temp 1.0
 [ -f "$base/out1/state.tgz" ] || { echo "rehearsal: call 1 paused no row" >&2; exit 1; }
@@ -50,7 +50,7 @@ tar tzf "$base/out2/results.tgz" | grep -q rstg_all_temp/result.json \
 [ ! -f "$base/out2/state.tgz" ] || { echo "rehearsal: call 2 left a paused row" >&2; exit 1; }
 grep -q "resumed_from_epoch\": 1" <(tar xzf "$base/out2/results.tgz" -O ./rstg_all_temp/result.json) \
     || { echo "rehearsal: call 2 did not resume from call 1's epoch" >&2; exit 1; }
-grep -q "^| rstg_all_temp | 16 | 20 | 40 (2 of 2) |" "$base/out2/log.txt" \
+grep -q "^| rstg_all_temp | 16 | 60 | 120 (2 of 2) |" "$base/out2/log.txt" \
     || { echo "rehearsal: call 2's log.txt has no train.curves table of the row" >&2; exit 1; }
 echo "rehearsal passed: $(( $(date +%s) - start )) s for both calls; $base/out1, $base/out2"
 head -1 "$base/out2/log.txt"
