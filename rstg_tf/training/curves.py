@@ -114,10 +114,9 @@ def _rows_as_run_stands(columns: Dict[str, List[float]]) -> Dict[str, List[float
             if len(values) == len(epochs)}
 
 
-def _cell(value: Optional[float], scale: float = 100.0, digits: int = 1) -> str:
-    if value is None or not math.isfinite(value):
-        return ""
-    return f"{scale * value:.{digits}f}"
+def _percent(value: Optional[float]) -> str:
+    """A fraction as a percentage cell; "" for None or NaN."""
+    return "" if value is None or not math.isfinite(value) else f"{100 * value:.1f}"
 
 
 def _left_cell(run: RunCurves, leave_z: float) -> str:
@@ -139,13 +138,13 @@ def summary_table(runs: Sequence[RunCurves], leave_z: float = metrics.LEAVE_Z) -
         top1 = [v for v in run.columns.get("val_top1", []) if math.isfinite(v)]
         sync = (run.columns.get("val_sync_pair") or [None])[-1]
         z = (run.columns.get("val_sync_pair_z") or [None])[-1]
-        sync_cell = _cell(sync) + (f" ({z:+.1f})" if z is not None and math.isfinite(z)
+        sync_cell = _percent(sync) + (f" ({z:+.1f})" if z is not None and math.isfinite(z)
                                    else "")
         steps = ("at most " if run.short_epochs else "") + f"{int(run.x()[-1]):,}"
         lines.append(
             f"| {run.label} | {run.batch_size} | {run.steps_per_epoch} | "
             f"{steps} ({run.epochs} of {run.planned_epochs}) | "
-            f"{_cell(max(top1) if top1 else None)} | {sync_cell} | "
+            f"{_percent(max(top1) if top1 else None)} | {sync_cell} | "
             f"{_left_cell(run, leave_z)} |")
     return "\n".join(lines)
 
