@@ -8,8 +8,9 @@
 #   2. that state.tgz put back into the results dir: the row resumes, finishes and is
 #      tested; results.tgz holds its result.json and table.md.
 # Only the sizes change: the quick budget's 10k videos, 2 workers, the device flagfile cut
-# to 2 x 60 steps of 16 (an epoch long enough that a 1-minute call pauses after one). It checks the software, not the speed: pass a pretrained quick
-# backbone (pretraining under JAX on 2 CPU cores takes tens of minutes), e.g.
+# to 2 x 60 steps of 16 (an epoch long enough that a 1-minute call pauses after one). It
+# checks the software, not the speed: pass a pretrained quick backbone (pretraining under
+# JAX on 2 CPU cores takes tens of minutes), e.g.
 #   bash tools/device_carry.sh
 #   python -m train.pretrain --num_filters=32 --num_images=60000 --epochs=2 \
 #       --lr_schedule=cosine --learning_rate=2e-3 --output=runs/bb/backbone32_60000x2_cosine0.002.weights.h5

@@ -139,7 +139,7 @@ def summary_table(runs: Sequence[RunCurves], leave_z: float = metrics.LEAVE_Z) -
         sync = (run.columns.get("val_sync_pair") or [None])[-1]
         z = (run.columns.get("val_sync_pair_z") or [None])[-1]
         sync_cell = _percent(sync) + (f" ({z:+.1f})" if z is not None and math.isfinite(z)
-                                   else "")
+                                      else "")
         steps = ("at most " if run.short_epochs else "") + f"{int(run.x()[-1]):,}"
         lines.append(
             f"| {run.label} | {run.batch_size} | {run.steps_per_epoch} | "
