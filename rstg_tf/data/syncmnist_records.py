@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import hashlib
 import math
 import os
 import time
@@ -19,7 +18,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from rstg_tf.data import pipeline, shards
-from rstg_tf.data.mnist import EXPECTED_COUNTS, load_mnist
+from rstg_tf.data.mnist import EXPECTED_COUNTS, load_mnist, mnist_digest
 from rstg_tf.data.syncmnist import (GENERATOR_VERSION, NUM_CLASSES, SyncMnistConfig,
                                     SyncMnistGenerator, Video)
 from rstg_tf.data.video_records import VideoRecordSpec, encode_video
@@ -57,12 +56,6 @@ def encode(spec: VideoRecordSpec, config: SyncMnistConfig, split: str, video: Vi
     return encode_video(spec, video.frames, video.label, media_id(config, split, video.index),
                         context_ints={DIGITS_KEY: video.digits},
                         sequence_ints={COORDS_KEY: video.coords.reshape(len(video.coords), -1)})
-
-
-def mnist_digest(images: np.ndarray, labels: np.ndarray) -> str:
-    digest = hashlib.sha256(np.ascontiguousarray(images).tobytes())
-    digest.update(np.asarray(labels, np.int64).tobytes())
-    return digest.hexdigest()[:16]
 
 
 @dataclasses.dataclass
