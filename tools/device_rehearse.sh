@@ -2,11 +2,12 @@
 # Rehearses the GPU machine's Table 1 calls (tools/device_table1.sh) on this CPU, in a
 # Python 3.12 environment like the device image's (jax 0.11.2, numpy 2.5.2 and the other
 # packages Keras needs that the image has; no TensorFlow), with the carried wheels
-# installed with --target as there. Two calls, as two leases would make them:
-#   1. a time budget too short for the row: it trains an epoch and pauses, untested, and
-#      its state comes back as state.tgz;
-#   2. that state.tgz put back into the results dir: the row resumes, finishes and is
-#      tested; results.tgz holds its result.json and table.md.
+# installed with --target as there. Two calls of two rows, as two leases would make them:
+#   1. the rows side by side (the default, JOBS=2: the videos made once into a cache,
+#      then a process per row), with a time budget too short for them: each trains an
+#      epoch and pauses, untested, and their state comes back as state.tgz;
+#   2. that state.tgz put back into the results dir, the rows in turn (JOBS=1): each
+#      resumes, finishes and is tested; results.tgz holds their result.json and table.md.
 # Only the sizes change: the quick budget's 10k videos, 2 workers, the device flagfile cut
 # to 2 x 60 steps of 16 (an epoch long enough that a 1-minute call pauses after one). It
 # checks the software, not the speed: pass a pretrained quick backbone (pretraining under
@@ -24,7 +25,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON312:-$(ls -d "$(pyenv root 2>/dev/null || echo /root/.pyenv)"/versions/3.12*/bin/python3 2>/dev/null | tail -1)}
 [ -x "$PY" ] || { echo "no Python 3.12 found; set PYTHON312" >&2; exit 2; }
 base=/tmp/device-rehearsal
-rm -rf "$base/tree" "$base/out1" "$base/out2" "$base/results" /tmp/site
+rm -rf "$base/tree" "$base/out1" "$base/out2" "$base/results" "$base/videos" /tmp/site
 mkdir -p "$base/out1" "$base/out2" "$base/results"
 if [ ! -x "$base/venv/bin/python3" ]; then
     "$PY" -m venv "$base/venv"
@@ -39,19 +40,27 @@ source "$base/venv/bin/activate"
 export BUDGET=quick WORKERS=2 RESULTS_DIR="$base/results" WORK_DIR="$base/t"
 export EXTRA_FLAGS=--flagfile=configs/budget_device.flags,--epochs=2,--steps_per_epoch=60,--val_videos=200,--batch_size=16,--steps_per_execution=5
 start=$(date +%s)
-OUT="$base/out1" bash tools/device_table1.sh rstg_all_temp 1.0
-[ -f "$base/out1/state.tgz" ] || { echo "rehearsal: call 1 paused no row" >&2; exit 1; }
+rows=rstg_all_temp,rstg_time_only
+OUT="$base/out1" CACHE_DIR="$base/videos" bash tools/device_table1.sh "$rows" 1.5
+for row in ${rows//,/ }; do
+    tar tzf "$base/out1/state.tgz" | grep -q "^$row/backup/" \
+        || { echo "rehearsal: call 1 did not pause $row" >&2; exit 1; }
+    grep -q "^| $row | .* | paused |" "$base/out1/log.txt" \
+        || { echo "rehearsal: call 1's table.md does not show $row paused" >&2; exit 1; }
+done
 if tar tzf "$base/out1/results.tgz" | grep -q result.json; then
     echo "rehearsal: call 1 tested a paused row" >&2; exit 1
 fi
 cp "$base/out1/state.tgz" "$base/results/"
-OUT="$base/out2" bash tools/device_table1.sh rstg_all_temp 6
-tar tzf "$base/out2/results.tgz" | grep -q rstg_all_temp/result.json \
-    || { echo "rehearsal: call 2 did not finish the row" >&2; exit 1; }
+OUT="$base/out2" JOBS=1 bash tools/device_table1.sh "$rows" 8
 [ ! -f "$base/out2/state.tgz" ] || { echo "rehearsal: call 2 left a paused row" >&2; exit 1; }
-grep -q "resumed_from_epoch\": 1" <(tar xzf "$base/out2/results.tgz" -O ./rstg_all_temp/result.json) \
-    || { echo "rehearsal: call 2 did not resume from call 1's epoch" >&2; exit 1; }
-grep -q "^| rstg_all_temp | 16 | 60 | 120 (2 of 2) |" "$base/out2/log.txt" \
-    || { echo "rehearsal: call 2's log.txt has no train.curves table of the row" >&2; exit 1; }
+for row in ${rows//,/ }; do
+    tar tzf "$base/out2/results.tgz" | grep -q "$row/result.json" \
+        || { echo "rehearsal: call 2 did not finish $row" >&2; exit 1; }
+    grep -q "resumed_from_epoch\": 1" <(tar xzf "$base/out2/results.tgz" -O "./$row/result.json") \
+        || { echo "rehearsal: call 2 did not resume $row from call 1's epoch" >&2; exit 1; }
+    grep -q "^| $row | 16 | 60 | 120 (2 of 2) |" "$base/out2/log.txt" \
+        || { echo "rehearsal: call 2's log.txt has no train.curves line of $row" >&2; exit 1; }
+done
 echo "rehearsal passed: $(( $(date +%s) - start )) s for both calls; $base/out1, $base/out2"
 head -1 "$base/out2/log.txt"

@@ -11,17 +11,26 @@
 # The work dir starts as a copy of $RESULTS_DIR (default experiments/table1_device3): the
 # budget's pretrained backbone, the rows finished by earlier calls (config.json,
 # result.json, log.csv: reported, not trained again) and state.tgz, the rows an earlier
-# call paused. python -m train.table --whole_rows then gives each row in turn all the time
-# left; a row that reaches the limit pauses between epochs, untested (--whole_rows).
+# call paused. Each row is trained with python -m train.table --whole_rows: all the time
+# left is its, and a row that reaches the limit pauses between epochs, untested.
+# JOBS (default: every row) rows train side by side, each in its own process: one
+# --data_only run first generates the videos into $CACHE_DIR (default /tmp/videos), and
+# every row process memory-maps them (--data_cache); each gets 0.9 / JOBS of the GPU's
+# memory, and a row waiting for a free slot starts with the time then left. A step of a
+# row is ~40 GFLOP in ~6-8 ms on an H200, far below its peak (small kernels), so rows side
+# by side are expected to finish sooner than in turn: not measured yet, the ms a step in
+# log.txt tells. JOBS=1 trains them in turn in one process.
+# table.md (train.table --report_only) lists every row: finished, paused or not run.
 # Results under $OUT:
-#   log.txt      versions, each row's per-epoch val top-1, val sync pair, learning rate,
-#                and python -m train.curves' table of the rows (when each left sync-blind);
+#   log.txt      versions, each row's per-epoch val top-1, val sync pair, learning rate
+#                and Keras' end-of-epoch line (its ms a step), and python -m
+#                train.curves' table of the rows (when each left sync-blind);
 #   results.tgz  table.md, table.png and each finished row's config.json, result.json,
 #                log.csv: unpack into $RESULTS_DIR and commit;
 #   state.tgz    the paused rows (their backup and best.keras, a few MB): put it at
 #                $RESULTS_DIR/state.tgz and the next call resumes them.
 # Environment: BUDGET (device), WORKERS (16), EXTRA_FLAGS (--extra_flags of the table),
-# RESULTS_DIR, WORK_DIR (/tmp/t). tools/device_rehearse.sh runs it on a CPU.
+# RESULTS_DIR, WORK_DIR (/tmp/t), JOBS, CACHE_DIR. tools/device_rehearse.sh runs it on a CPU.
 set -uo pipefail
 rows=${1:-rstg_all_temp,rstg_time_only,rstg_space_only}
 minutes=${2:-8.6}
@@ -35,17 +44,43 @@ rm -rf "$work" && mkdir -p "$work" && cp -r "$results/." "$work/" || exit 2
 if [ -f "$work/state.tgz" ]; then      # never over a row that has finished since
     tar xzf "$work/state.tgz" -C "$work" --skip-old-files && rm "$work/state.tgz" || exit 2
 fi
-outer=$(python3 -c "print(int(60 * $minutes) + 45)")   # the table ends itself before this
+# the table ends itself before the outer timeout; a row started later gets what is left
+outer() { python3 -c "print(max(int(60 * ($minutes - ($(date +%s) - $start) / 60)) + 45, 60))"; }
+left() { python3 -c "print(round(max($minutes - ($(date +%s) - $start) / 60, 0.05), 2))"; }
+IFS=, read -ra row_list <<< "$rows"
+jobs=${JOBS:-${#row_list[@]}}
+table=(python3 -m train.table --in_memory --budget="${BUDGET:-device}" --digits=3
+       --mnist=.device/mnist.npz --workers="${WORKERS:-16}" --work_dir="$work"
+       ${EXTRA_FLAGS:+--extra_flags="$EXTRA_FLAGS"})
+start=$(date +%s)
 {
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no GPU"
     python3 -c 'import jax, keras; print("jax", jax.__version__, "keras", keras.__version__, jax.devices())'
-    timeout -s INT -k 20 "$outer" python3 -m train.table --in_memory --budget="${BUDGET:-device}" \
-        --digits=3 --mnist=.device/mnist.npz --workers="${WORKERS:-16}" --rows="$rows" \
-        --whole_rows --time_budget_minutes="$minutes" --work_dir="$work" \
-        ${EXTRA_FLAGS:+--extra_flags="$EXTRA_FLAGS"}
-    echo "train.table exit code: $?"
+    if [ "$jobs" -le 1 ]; then      # one process, the rows in turn
+        timeout -s INT -k 20 "$(outer)" "${table[@]}" --rows="$rows" --whole_rows \
+            --time_budget_minutes="$minutes"
+        echo "train.table exit code: $?"
+    else    # the videos once, then up to $jobs row processes side by side, each its own log
+        cache=${CACHE_DIR:-/tmp/videos}
+        echo "rows side by side: $jobs at a time; videos in $cache"
+        timeout -s INT -k 20 "$(outer)" "${table[@]}" --data_cache="$cache" --data_only
+        echo "train.table --data_only exit code: $?"
+        mkdir -p /tmp/row-logs
+        export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-$(python3 -c "print(round(0.9 / $jobs, 2))")}
+        for row in "${row_list[@]}"; do
+            while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
+            echo "$row: started $(( $(date +%s) - start )) s in, $(left) min left"
+            ( timeout -s INT -k 20 "$(outer)" "${table[@]}" --data_cache="$cache" \
+                  --rows="$row" --whole_rows --time_budget_minutes="$(left)" \
+                  > "/tmp/row-logs/$row.log" 2>&1
+              echo "$row: train.table exit code $? after $(( $(date +%s) - start )) s" ) &
+        done
+        wait
+        for row in "${row_list[@]}"; do echo "=== $row"; cat "/tmp/row-logs/$row.log"; done
+        "${table[@]}" --rows="$rows" --whole_rows --report_only      # table.md of them all
+    fi
 } 2>&1 | tr '\r' '\n' | sed 's/\x1b\[[0-9;]*m//g' \
-    | grep --line-buffered -v '^ *[0-9]*/[0-9]* ' > "$OUT/log.txt"
+    | awk '!/^ *[0-9]+\/[0-9]+ / || /val_loss/ { print; fflush() }' > "$OUT/log.txt"
 curves=()      # every row's curve on one step axis: when each left sync-blind
 for dir in "$work"/*/; do
     if [ -f "$dir/log.csv" ]; then curves+=("--run=${dir%/}"); fi
