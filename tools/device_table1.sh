@@ -17,7 +17,7 @@
 # --data_only run first generates the videos into $CACHE_DIR (default /tmp/videos), and
 # every row process memory-maps them (--data_cache); each gets 0.9 / JOBS of the GPU's
 # memory, and a row waiting for a free slot starts with the time then left. A step of a
-# row is ~40 GFLOP in ~6-8 ms on an H200, far below its peak (small kernels), so rows side
+# row is 40-60 GFLOP in 6.4-8.4 ms on an H200, ~7 TFLOP/s (small kernels), so rows side
 # by side are expected to finish sooner than in turn: not measured yet, the ms a step in
 # log.txt tells. JOBS=1 trains them in turn in one process.
 # table.md (train.table --report_only) lists every row: finished, paused or not run.
