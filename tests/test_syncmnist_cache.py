@@ -46,7 +46,7 @@ def test_cached_videos_are_make_videos_arrays_and_are_read_back_memory_mapped(
     with pytest.raises(AssertionError, match="should have been read"):
         syncmnist_cache.cached_videos(str(tmp_path), images[::-1], labels[::-1], "val", 30,
                                       CONFIG, seed=3)
-    assert [p for p in os.listdir(tmp_path) if p.startswith(".tmp")] == []
+    assert list(tmp_path.rglob(".tmp-*")) == []         # every file renamed into place
     folders = os.listdir(tmp_path)
     assert len(folders) == 1 and folders[0].startswith("val-30-")
 
@@ -69,13 +69,19 @@ def test_an_unfinished_cache_is_made_again_and_a_damaged_one_is_named(tmp_path):
     meta = os.path.join(folder, "videos.json")
     key = json.load(open(meta))
     json.dump({**key, "seed": 9}, open(meta, "w"))
-    with pytest.raises(ValueError, match="holds other videos than its name says .seed differ"):
+    with pytest.raises(ValueError, match="holds other videos than its name says .different "
+                                         "seed"):
+        syncmnist_cache.cached_videos(*args)
+    open(meta, "w").write('{"split": "te')                # cut short
+    with pytest.raises(ValueError, match=f"video cache {folder} is damaged .videos.json"):
         syncmnist_cache.cached_videos(*args)
 
 
 @pytest.mark.parametrize("flags_, message", [
     (["--data_cache=x"], "--data_cache and --data_only need --in_memory"),
     (["--in_memory", "--data_only"], "--data_only needs --data_cache"),
+    (["--in_memory", "--data_cache=x", "--data_only", "--report_only"],
+     "--data_only and --report_only do opposite things"),
 ])
 def test_cache_flags_without_what_they_need_are_one_line_and_exit_2(tmp_path, flags_,
                                                                      message):

@@ -42,7 +42,9 @@ export EXTRA_FLAGS=--flagfile=configs/budget_device.flags,--epochs=2,--steps_per
 start=$(date +%s)
 rows=rstg_all_temp,rstg_time_only
 OUT="$base/out1" CACHE_DIR="$base/videos" bash tools/device_table1.sh "$rows" 1.5
-state=$(tar tzf "$base/out1/state.tgz")     # no grep -q on a pipe: pipefail and SIGPIPE
+# (listings read whole: grep -q on a pipe would SIGPIPE tar, a failure under pipefail)
+state=$(tar tzf "$base/out1/state.tgz" 2>/dev/null) \
+    || { echo "rehearsal: call 1 paused no row (no state.tgz)" >&2; exit 1; }
 for row in ${rows//,/ }; do
     grep -q "^$row/backup/" <<< "$state" \
         || { echo "rehearsal: call 1 did not pause $row" >&2; exit 1; }

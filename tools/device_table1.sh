@@ -16,10 +16,11 @@
 # JOBS (default: every row) rows train side by side, each in its own process: one
 # --data_only run first generates the videos into $CACHE_DIR (default /tmp/videos), and
 # every row process memory-maps them (--data_cache); each gets 0.9 / JOBS of the GPU's
-# memory, and a row waiting for a free slot starts with the time then left. A step of a
-# row is 40-60 GFLOP in 6.4-8.4 ms on an H200, ~7 TFLOP/s (small kernels), so rows side
-# by side are expected to finish sooner than in turn: not measured yet, the ms a step in
-# log.txt tells. JOBS=1 trains them in turn in one process.
+# memory and logs to $OUT/rows/<row>.log, and a row waiting for a free slot starts with
+# the time then left (not at all under 0.5 min). If the videos fail, the rows run in turn.
+# A step of a row is 40-60 GFLOP in 6.4-8.4 ms on an H200, ~7 TFLOP/s (small kernels), so
+# rows side by side are expected to finish sooner than in turn: not measured yet, the ms
+# a step in log.txt tells. JOBS=1 trains them in turn in one process.
 # table.md (train.table --report_only) lists every row: finished, paused or not run.
 # Results under $OUT:
 #   log.txt      versions, each row's per-epoch val top-1, val sync pair, learning rate
@@ -38,46 +39,57 @@ results=${RESULTS_DIR:-experiments/table1_device3}
 work=${WORK_DIR:-/tmp/t}
 : "${OUT:?OUT must name the folder for the results}"
 OUT=$(cd "$OUT" && pwd) || exit 2      # absolute: the packing below runs in the work dir
+IFS=, read -ra row_list <<< "$rows"
+jobs=${JOBS:-${#row_list[@]}}
+if ! [[ "$jobs" =~ ^[1-9][0-9]*$ ]]; then echo "JOBS must be a positive integer; got '$jobs'" >&2; exit 2; fi
+if [ "$(printf '%s\n' "${row_list[@]}" | sort | uniq -d)" ]; then
+    echo "a row is named twice in '$rows'" >&2; exit 2
+fi
 python3 -m pip install -q --no-index --no-deps --upgrade --target /tmp/site .device/whl/*.whl || exit 2
 export PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=jax PYTHONUNBUFFERED=1
 rm -rf "$work" && mkdir -p "$work" && cp -r "$results/." "$work/" || exit 2
 if [ -f "$work/state.tgz" ]; then      # never over a row that has finished since
     tar xzf "$work/state.tgz" -C "$work" --skip-old-files && rm "$work/state.tgz" || exit 2
 fi
-# the table ends itself before the outer timeout; a row started later gets what is left
-outer() { python3 -c "print(max(int(60 * ($minutes - ($(date +%s) - $start) / 60)) + 45, 60))"; }
-left() { python3 -c "print(round(max($minutes - ($(date +%s) - $start) / 60, 0.05), 2))"; }
-IFS=, read -ra row_list <<< "$rows"
-jobs=${JOBS:-${#row_list[@]}}
 table=(python3 -m train.table --in_memory --budget="${BUDGET:-device}" --digits=3
        --mnist=.device/mnist.npz --workers="${WORKERS:-16}" --work_dir="$work"
        ${EXTRA_FLAGS:+--extra_flags="$EXTRA_FLAGS"})
 start=$(date +%s)
+deadline=$(python3 -c "print($start + int(60 * $minutes) + 45)")  # the table ends itself before
+outer() { echo $(( deadline - $(date +%s) > 1 ? deadline - $(date +%s) : 1 )); }
+left() { python3 -c "print(round($minutes - ($(date +%s) - $start) / 60, 2))"; }
 {
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no GPU"
     python3 -c 'import jax, keras; print("jax", jax.__version__, "keras", keras.__version__, jax.devices())'
+    cache=${CACHE_DIR:-/tmp/videos}
+    if [ "$jobs" -gt 1 ]; then      # the videos once, for the row processes below
+        echo "rows side by side: $jobs at a time; videos in $cache"
+        timeout -s INT -k 20 "$(outer)" "${table[@]}" --data_cache="$cache" --data_only \
+            || { echo "train.table --data_only exit code $?: the rows in turn instead"; jobs=1; }
+    fi
     if [ "$jobs" -le 1 ]; then      # one process, the rows in turn
         timeout -s INT -k 20 "$(outer)" "${table[@]}" --rows="$rows" --whole_rows \
-            --time_budget_minutes="$minutes"
+            --time_budget_minutes="$(left)"
         echo "train.table exit code: $?"
-    else    # the videos once, then up to $jobs row processes side by side, each its own log
-        cache=${CACHE_DIR:-/tmp/videos}
-        echo "rows side by side: $jobs at a time; videos in $cache"
-        timeout -s INT -k 20 "$(outer)" "${table[@]}" --data_cache="$cache" --data_only
-        echo "train.table --data_only exit code: $?"
-        mkdir -p /tmp/row-logs
+    else    # up to $jobs row processes side by side, each with its own log under $OUT
+        mkdir -p "$OUT/rows"
         export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-$(python3 -c "print(round(0.9 / $jobs, 2))")}
         for row in "${row_list[@]}"; do
             while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
+            if [ "$(python3 -c "print(int($(left) >= 0.5))")" = 0 ]; then
+                echo "$row: not started, $(left) min left"; continue
+            fi
             echo "$row: started $(( $(date +%s) - start )) s in, $(left) min left"
             ( timeout -s INT -k 20 "$(outer)" "${table[@]}" --data_cache="$cache" \
                   --rows="$row" --whole_rows --time_budget_minutes="$(left)" \
-                  > "/tmp/row-logs/$row.log" 2>&1
+                  > "$OUT/rows/$row.log" 2>&1
               echo "$row: train.table exit code $? after $(( $(date +%s) - start )) s" ) &
         done
         wait
-        for row in "${row_list[@]}"; do echo "=== $row"; cat "/tmp/row-logs/$row.log"; done
-        "${table[@]}" --rows="$rows" --whole_rows --report_only      # table.md of them all
+        for row in "${row_list[@]}"; do
+            [ -f "$OUT/rows/$row.log" ] && { echo "=== $row"; cat "$OUT/rows/$row.log"; }
+        done
+        timeout 60 "${table[@]}" --rows="$rows" --whole_rows --report_only  # every row's table.md
     fi
 } 2>&1 | tr '\r' '\n' | sed 's/\x1b\[[0-9;]*m//g' \
     | awk '!/^ *[0-9]+\/[0-9]+ / || /val_loss/ { print; fflush() }' > "$OUT/log.txt"

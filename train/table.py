@@ -177,6 +177,8 @@ def main(argv):
                          "already: --data_dir).")
     if f.data_only and not f.data_cache:
         raise ValueError("--data_only needs --data_cache, the folder the videos go into.")
+    if f.data_only and f.report_only:
+        raise ValueError("--data_only and --report_only do opposite things: give one.")
     os.makedirs(work_dir, exist_ok=True)
     if f.data_only:
         _in_memory_data(digits, budget, work_dir, f)

@@ -1,7 +1,7 @@
 """SyncMNIST arrays kept on disk: generated once, memory-mapped by every later run.
 
 ``make_videos`` regenerates a split on every call (the device budget's 215k videos take
-~4 min on 2 cores). ``cached_videos`` keeps them as ``.npy`` files in a cache folder and
+minutes on 2 cores). ``cached_videos`` keeps them as ``.npy`` files in a cache folder and
 opens them read-only with ``mmap_mode="r"``: a resumed run starts in seconds, and
 processes training rows side by side on one machine share one copy in the page cache.
 Pure NumPy, like ``syncmnist_arrays``.
@@ -74,12 +74,19 @@ def _store(folder: str, key: dict, arrays: Tuple[np.ndarray, ...]) -> None:
 
 
 def _load(folder: str, key: dict) -> Tuple[np.ndarray, ...]:
-    with open(os.path.join(folder, "videos.json")) as f:
-        stored = json.load(f)
+    try:
+        with open(os.path.join(folder, "videos.json")) as f:
+            stored = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"the video cache {folder} is damaged (videos.json: {e}): delete "
+                         "that folder.") from None
+    if not isinstance(stored, dict):
+        raise ValueError(f"the video cache {folder} is damaged (videos.json is not a key): "
+                         "delete that folder.")
     if stored != key:
+        changed = ", ".join(sorted(k for k in key if stored.get(k) != key[k]))
         raise ValueError(f"the video cache {folder} holds other videos than its name says "
-                         f"({', '.join(sorted(k for k in key if stored.get(k) != key[k]))} "
-                         "differ): delete that folder.")
+                         f"(different {changed}): delete that folder.")
     arrays = []
     for name in ARRAYS:
         path = os.path.join(folder, f"{name}.npy")
