@@ -113,3 +113,13 @@ def test_data_only_then_a_row_from_the_cache_then_a_report_of_every_row(tmp_path
     table = (work / "table.md").read_text()
     assert "| rstg_all_temp |" in table and "not run" in table
     assert not (work / "rstg_all_temp").exists()        # nothing trained
+
+
+def test_report_only_on_shards_makes_no_data_and_trains_nothing(tmp_path):
+    work, data = tmp_path / "table", tmp_path / "shards"
+    result = run_python(["-m", "train.table", "--budget=smoke", f"--work_dir={work}",
+                         f"--data_dir={data}", "--rows=mean_lstm", "--report_only"])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "| mean_lstm |" in (work / "table.md").read_text()
+    assert not data.exists() and not (work / "mean_lstm").exists()
+    assert not list(work.glob("backbone*"))
