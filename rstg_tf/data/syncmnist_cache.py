@@ -73,30 +73,30 @@ def _store(folder: str, key: dict, arrays: Tuple[np.ndarray, ...]) -> None:
                       json.dumps(key, indent=1, sort_keys=True) + "\n")
 
 
+def _damaged(folder: str, what: str) -> ValueError:
+    return ValueError(f"the video cache {folder} is damaged ({what}): delete that folder.")
+
+
 def _load(folder: str, key: dict) -> Tuple[np.ndarray, ...]:
     try:
         with open(os.path.join(folder, "videos.json")) as f:
             stored = json.load(f)
     except (OSError, ValueError) as e:
-        raise ValueError(f"the video cache {folder} is damaged (videos.json: {e}): delete "
-                         "that folder.") from None
+        raise _damaged(folder, f"videos.json: {e}") from None
     if not isinstance(stored, dict):
-        raise ValueError(f"the video cache {folder} is damaged (videos.json is not a key): "
-                         "delete that folder.")
+        raise _damaged(folder, "videos.json is not a key")
     if stored != key:
         changed = ", ".join(sorted(k for k in key if stored.get(k) != key[k]))
         raise ValueError(f"the video cache {folder} holds other videos than its name says "
                          f"(different {changed}): delete that folder.")
     arrays = []
     for name in ARRAYS:
-        path = os.path.join(folder, f"{name}.npy")
         try:
-            arrays.append(np.load(path, mmap_mode="r", allow_pickle=False))
+            arrays.append(np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r",
+                                  allow_pickle=False))
         except (OSError, ValueError) as e:
-            raise ValueError(f"the video cache {folder} is damaged ({name}.npy: {e}): "
-                             "delete that folder.") from None
+            raise _damaged(folder, f"{name}.npy: {e}") from None
     if any(len(a) != key["count"] for a in arrays) or arrays[0].dtype != np.uint8:
-        raise ValueError(f"the video cache {folder} is damaged (its arrays are not "
-                         f"{key['count']} uint8 clips with labels and digits): delete that "
-                         "folder.")
+        raise _damaged(folder, f"its arrays are not {key['count']} uint8 clips with labels "
+                               "and digits")
     return tuple(arrays)
