@@ -118,6 +118,64 @@ def test_runs_that_cannot_be_placed_are_refused(tmp_path):
         curves.read_run(str(tmp_path / "bad"))
 
 
+def _oracle_report(path, heads, steps_per_epoch=500, batch_size=16, epochs=80, sync=True):
+    """An oracle report as ``python -m experiments.sync_pair.oracle`` writes it: per head,
+    its per-epoch history (with the val sync pair unless not ``sync``) and its test
+    figures."""
+    report = {"steps_per_epoch": steps_per_epoch, "batch_size": batch_size, "epochs": epochs,
+              "num_digits": 3, "schedules": {}}
+    for head, z_curve in heads.items():
+        report["schedules"][head] = {
+            "val_top1": [0.3 + 0.01 * i for i in range(len(z_curve))],
+            "val_sync_pair_z": list(z_curve), "loss": [1.5] * len(z_curve),
+            "learning_rate": [1e-3] * len(z_curve), "test_top1": 0.4, "parameters": 9}
+        if sync:
+            report["schedules"][head]["val_sync_pair"] = [
+                1 / 3 + z * math.sqrt(2 / 9 / 2000) for z in z_curve]
+    path.write_text(json.dumps(report))
+    return str(path)
+
+
+def test_oracle_heads_are_runs_on_the_same_step_axis(tmp_path):
+    from experiments.sync_pair.report import oracle_curves
+
+    two = _oracle_report(tmp_path / "two.json", {"time_only": [1.0, 6.0, 3.0],
+                                                 "all_temp": [0.0, 2.0, 5.5]})
+    run = oracle_curves(two, "all_temp")
+    assert (run.label, run.model_dir) == ("all_temp", f"{two}#all_temp")
+    assert run.columns["epoch"] == [0.0, 1.0, 2.0] and "test_top1" not in run.columns
+    np.testing.assert_array_equal(run.x(), [500, 1000, 1500])
+    np.testing.assert_array_equal(run.x("clips"), [8000, 16000, 24000])
+    assert run.left_sync_blind_at() == 1500 and run.planned_epochs == 80
+    assert oracle_curves(two, "time_only", "T").left_sync_blind_at() == 1000
+    assert curves.summary_table([run]).splitlines()[2] == (
+        "| all_temp | 16 | 500 | 1,500 (3 of 80) | 32.0 | "
+        f"{100 * (1 / 3 + 5.5 * math.sqrt(2 / 9 / 2000)):.1f} (+5.5) | 1,500 steps |")
+    one = oracle_curves(_oracle_report(tmp_path / "one.json", {"space_only": [0.5]},
+                                       sync=False))
+    assert one.label == "space_only" and one.epochs == 1
+    with pytest.raises(ValueError, match="logged no val_sync_pair column"):
+        curves.chart_series([one], "val_sync_pair")
+
+    for heads, where, message, error in (
+            (None, "missing.json", "does not exist", FileNotFoundError),
+            ({"a": [1.0], "b": [1.0]}, None, "holds the heads a, b: name one", ValueError),
+            ({"a": [1.0]}, "c", "has no head 'c'; it has a", ValueError),
+            ({"a": []}, None, "has no epoch in its val_top1", ValueError)):
+        path = tmp_path / "missing.json" if heads is None else tmp_path / "bad.json"
+        if heads is not None:
+            _oracle_report(path, heads)
+        with pytest.raises(error, match=message):
+            oracle_curves(str(path), where if heads is not None else None)
+    for text, message in (("{", "is not JSON"), ("[]", "no 'schedules'"),
+                          ('{"schedules": {"a": {"val_top1": [0.3]}}}', "steps_per_epoch=None"),
+                          ('{"schedules": {"a": {"val_top1": ["x"]}}, "steps_per_epoch": 1,'
+                           ' "batch_size": 1, "epochs": 1}', "val_top1 history is not numbers")):
+        (tmp_path / "bad.json").write_text(text)
+        with pytest.raises(ValueError, match=message):
+            oracle_curves(str(tmp_path / "bad.json"))
+
+
 def test_xy_chart_draws_each_series_on_its_own_x(tmp_path):
     nan = float("nan")
     figure = plots._xy_figure({"a": ([0.25, 0.5, 0.75], [1.0, nan, 3.0]),
@@ -163,6 +221,18 @@ def test_curves_program_draws_the_runs_without_keras(tmp_path):
     assert json.loads(lines[-1]) == {"files": [str(out)]}
     assert out.stat().st_size > 0
 
+    # Oracle heads beside a model directory; "#" picks the head, "=" may be in the path.
+    (tmp_path / "a=b").mkdir()
+    report = _oracle_report(tmp_path / "a=b" / "oracle.json",
+                            {"time_only": [6.0], "all_temp": [1.0, 2.0]})
+    done = run_python(["-c", _BLOCKED, f"--run=Oracle, All-temp={report}#all_temp",
+                       f"--run={report}#time_only", f"--run=CPU={cpu}"], timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[2].startswith("| Oracle, All-temp | 16 | 500 | 1,000 (2 of 80) |")
+    assert lines[3].startswith("| time_only | 16 | 500 | 500 (1 of 80) |")
+    assert lines[3].endswith("| 500 steps |") and lines[4].startswith("| CPU | 64 | 250 |")
+
     no_sync = tmp_path / "shard_row"
     no_sync.mkdir()
     (no_sync / "config.json").write_text(json.dumps({"steps_per_epoch": 3, "batch_size": 2}))
@@ -174,7 +244,10 @@ def test_curves_program_draws_the_runs_without_keras(tmp_path):
                           ([f"--run={fresh}"], "no epoch in log.csv"),
                           ([f"--run={fresh}", "--skip_unplaceable"], "no run could be placed"),
                           ([f"--run={no_sync}", "--output=c.png"], "no val_sync_pair column"),
-                          ([f"--run={cpu}", "--metric=top5"], "--metric")):
+                          ([f"--run={cpu}", "--metric=top5"], "--metric"),
+                          ([f"--run=O={report}"], "name one as"),
+                          ([f"--run=O={report}#mlp"], "has no head 'mlp'"),
+                          ([f"--run=O={tmp_path / 'none.json'}"], "does not exist")):
         bad = run_python(["-m", "train.curves", *args], timeout=60)
         assert bad.returncode == 2, (args, bad.stderr)
         assert len(bad.stderr.strip().splitlines()) == 1 and message in bad.stderr, bad.stderr

@@ -119,6 +119,15 @@ def test_oracle_program_end_to_end_and_bad_output(tmp_path):
         assert len(r["val_sync_pair"]) == 2 and "steps_to_leave_sync_blind" in r
     assert (tmp_path / "oracle" / "oracle.png").stat().st_size > 0
     assert "time_only: test top-1" in result.stdout
+    # train.curves reads each head of the report as a run on a step axis.
+    drawn = run_python(["-m", "train.curves", f"--run={out}#time_only",
+                        f"--run=Space-only={out}#space_only", "--metric=val_sync_pair_z",
+                        f"--output={tmp_path}/curves.png"], timeout=60)
+    assert drawn.returncode == 0, drawn.stderr
+    rows = drawn.stdout.splitlines()
+    assert rows[2].startswith("| time_only | 8 | 2 | 4 (2 of 2) |")
+    assert rows[3].startswith("| Space-only | 8 | 2 | 4 (2 of 2) |")
+    assert (tmp_path / "curves.png").stat().st_size > 0
     bad = run_python(["-m", "experiments.sync_pair.oracle", f"--mnist={npz}",
                       f"--output={tmp_path}/o.txt"])
     assert bad.returncode == 2 and "--output must name a .json file" in bad.stderr

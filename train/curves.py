@@ -5,7 +5,9 @@
       --metric=val_sync_pair --output=curves.png
 
 Each ``--run`` is ``LABEL=MODEL_DIR`` (or a bare MODEL_DIR, labelled by its name): a model
-directory of ``python -m train`` or a ``train.table`` row, paused or finished. Runs that
+directory of ``python -m train`` or a ``train.table`` row, paused or finished; or
+``LABEL=REPORT.json#HEAD``, one head of a ``python -m experiments.sync_pair.oracle`` report
+(``#HEAD`` may be left out when the report holds one head; labelled by the head). Runs that
 validated at other intervals (``--steps_per_epoch``) or with other batches go on one x
 axis of steps (``--x=clips``: clips seen). Prints a markdown table per run (steps trained,
 best val top-1, last val sync pair and the step after which it left the sync-blind level,
@@ -26,7 +28,8 @@ from rstg_tf import cli, metrics
 from rstg_tf.training.curves import (METRICS, X_AXES, chart_series, draw, read_run,
                                      summary_table)
 
-flags.DEFINE_multi_string("run", None, "LABEL=MODEL_DIR (or MODEL_DIR), once per run.")
+flags.DEFINE_multi_string("run", None, "LABEL=MODEL_DIR (or MODEL_DIR), or "
+                          "LABEL=REPORT.json#HEAD (an oracle head), once per run.")
 flags.DEFINE_enum("metric", "val_sync_pair", list(METRICS), "log.csv column to draw.")
 flags.DEFINE_enum("x", "steps", list(X_AXES), "x axis: training steps or clips seen.")
 flags.DEFINE_enum("digits", "3", ["3", "5"], "SyncMNIST digits (the sync-blind line).")
@@ -40,15 +43,29 @@ flags.DEFINE_string("output", None, "PNG to write (*.png); without it, the table
 flags.mark_flag_as_required("run")
 
 
+def _report_and_head(target: str):
+    """(report path, head or None) when ``target`` names an oracle report (REPORT.json or
+    REPORT.json#HEAD), else None."""
+    if target.endswith(".json"):
+        return target, None
+    report, cut, head = target.rpartition("#")
+    return (report, head) if cut and report.endswith(".json") and head else None
+
+
+def _exists(target: str) -> bool:
+    named = _report_and_head(target)
+    return os.path.isfile(named[0]) if named else os.path.isdir(target)
+
+
 def _label_and_dir(spec: str):
-    """(label or None, model dir) of a --run: the directory follows the first "=" after
-    which an existing directory is named (labels and paths may both hold "="), else the
-    first "="."""
-    if os.path.isdir(spec):
+    """(label or None, model dir or oracle report) of a --run: the target follows the
+    first "=" after which an existing directory (or report) is named (labels and paths may
+    both hold "="), else the first "="."""
+    if _exists(spec):
         return None, spec
     cuts = [i for i, c in enumerate(spec) if c == "="]
     for i in cuts:
-        if os.path.isdir(spec[i + 1:]):
+        if _exists(spec[i + 1:]):
             return spec[:i], spec[i + 1:]
     label, model_dir = (spec[:cuts[0]], spec[cuts[0] + 1:]) if cuts else (None, spec)
     if label == "" or not model_dir:
@@ -56,11 +73,21 @@ def _label_and_dir(spec: str):
     return label, model_dir
 
 
+def _read(spec: str):
+    label, target = _label_and_dir(spec)
+    named = _report_and_head(target)
+    if named:
+        from experiments.sync_pair.report import oracle_curves
+
+        return oracle_curves(*named, label=label)
+    return read_run(target, label)
+
+
 def _runs(specs, skip_unplaceable: bool = False):
     runs = []
     for spec in specs:
         try:
-            runs.append(read_run(*reversed(_label_and_dir(spec))))
+            runs.append(_read(spec))
         except (ValueError, FileNotFoundError) as e:
             if not skip_unplaceable:
                 raise

@@ -1,8 +1,12 @@
-"""The sync-blind probes' line in ``python -m train.table``'s table.md (pure Python: the
-table's process loads no Keras for it)."""
+"""Reading this package's JSON reports where no Keras is loaded: the sync-blind probes'
+line in ``python -m train.table``'s table.md, and an oracle head's per-epoch history as a
+run of ``python -m train.curves``."""
 
 from __future__ import annotations
 
+import json
+import math
+import os
 from collections.abc import Mapping
 
 
@@ -37,3 +41,58 @@ def probe_summary(report, num_digits):
             "or under them has read no more from those features than a reader blind to the "
             "pair.")
     return line, max(last.values())
+
+
+def _positive_int(report, key, where):
+    value = report.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{where} has {key}={value!r}; a step axis needs a positive integer.")
+    return value
+
+
+def oracle_curves(path: str, schedule: str | None = None, label: str | None = None):
+    """One head of a ``python -m experiments.sync_pair.oracle`` report as
+    ``rstg_tf.training.curves.RunCurves``: its per-epoch history (loss, val top-1, val
+    sync pair and its z, learning rate) on the report's step axis, so ``train.curves``
+    draws oracle heads beside model directories. ``schedule`` may be left out when the
+    report holds one head.
+
+    Raises FileNotFoundError when ``path`` does not exist, ValueError naming the problem
+    when it is not such a report, holds no ``schedule`` (or several and none was named)
+    or has no epoch.
+    """
+    from rstg_tf.training.curves import RunCurves
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"oracle report {path!r} does not exist.")
+    try:
+        with open(path, encoding="utf-8") as f:
+            report = json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not JSON ({e}).") from None
+    heads = report.get("schedules") if isinstance(report, Mapping) else None
+    if not isinstance(heads, Mapping) or not heads:
+        raise ValueError(f"{path} is not a report of python -m experiments.sync_pair.oracle "
+                         "(no 'schedules').")
+    if schedule is None:
+        if len(heads) > 1:
+            raise ValueError(f"{path} holds the heads {', '.join(heads)}: name one as "
+                             f"{path}#HEAD.")
+        schedule = next(iter(heads))
+    if schedule not in heads:
+        raise ValueError(f"{path} has no head {schedule!r}; it has {', '.join(heads)}.")
+    where = f"{path}#{schedule}"
+    history = heads[schedule]
+    top1 = history.get("val_top1") if isinstance(history, Mapping) else None
+    if not isinstance(top1, list) or not top1:
+        raise ValueError(f"{where} has no epoch in its val_top1 history.")
+    columns = {"epoch": [float(i) for i in range(len(top1))]}
+    for key, values in history.items():
+        if isinstance(values, list) and len(values) == len(top1):
+            try:
+                columns[key] = [math.nan if v is None else float(v) for v in values]
+            except (TypeError, ValueError):
+                raise ValueError(f"{where}'s {key} history is not numbers.") from None
+    return RunCurves(label or schedule, where, _positive_int(report, "steps_per_epoch", path),
+                     _positive_int(report, "batch_size", path),
+                     _positive_int(report, "epochs", path), columns)

@@ -161,7 +161,7 @@ def chart_series(runs: Sequence[RunCurves], metric: str, axis: str = "steps"
     series = {}
     for run in runs:
         if metric not in run.columns:
-            raise ValueError(f"{run.model_dir}'s log.csv has no {metric} column.")
+            raise ValueError(f"{run.model_dir} logged no {metric} column.")
         series[run.label] = (run.x(axis) / 1000.0, scale * np.asarray(run.columns[metric]))
     return series
 
