@@ -21,12 +21,14 @@ PY
 du -sh .device
 cat <<'CMD'
 Table 1 on the GPU (issue #33; carry [".device"], timeout_s 600; kind nvidia-h200 for
-figures comparable with docs/training.md's). The rows side by side, a process each
-(JOBS=1: in turn), each trained whole (40 x 1000 steps) or paused at the time budget and
-resumed by the next call (experiments/table1_device3/README.md). Results under $OUT: log.txt, results.tgz (unpack
-into experiments/table1_device3 and commit), state.tgz when a row paused (move it to
-experiments/table1_device3/state.tgz):
+figures comparable with docs/training.md's). The rows in turn (JOBS=N: up to N side by
+side, a process each), each trained whole (40 x 1000 steps) or paused at the time budget
+and resumed by the next call (experiments/table1_device3/README.md). Results under $OUT:
+log.txt, results.tgz (unpack into experiments/table1_device3 and commit), state.tgz when
+a row paused (move it to experiments/table1_device3/state.tgz). The first call finishes
+All-temp; the next, with state.tgz in place, the other two side by side:
 bash tools/device_table1.sh rstg_all_temp,rstg_time_only,rstg_space_only 8.6
+JOBS=2 bash tools/device_table1.sh rstg_time_only,rstg_space_only 8.6
 CMD
 cat <<'CMD'
 

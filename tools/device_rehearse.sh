@@ -3,7 +3,7 @@
 # Python 3.12 environment like the device image's (jax 0.11.2, numpy 2.5.2 and the other
 # packages Keras needs that the image has; no TensorFlow), with the carried wheels
 # installed with --target as there. Two calls of two rows, as two leases would make them:
-#   1. the rows side by side (the default, JOBS=2: the videos made once into a cache,
+#   1. the rows side by side (JOBS=2: the videos made once into a cache,
 #      then a process per row), with a time budget too short for them: each trains an
 #      epoch and pauses, untested, and their state comes back as state.tgz;
 #   2. that state.tgz put back into the results dir, the rows in turn (JOBS=1): each
@@ -41,7 +41,7 @@ export BUDGET=quick WORKERS=2 RESULTS_DIR="$base/results" WORK_DIR="$base/t"
 export EXTRA_FLAGS=--flagfile=configs/budget_device.flags,--epochs=2,--steps_per_epoch=60,--val_videos=200,--batch_size=16,--steps_per_execution=5
 start=$(date +%s)
 rows=rstg_all_temp,rstg_time_only
-OUT="$base/out1" CACHE_DIR="$base/videos" bash tools/device_table1.sh "$rows" 1.5
+OUT="$base/out1" JOBS=2 CACHE_DIR="$base/videos" bash tools/device_table1.sh "$rows" 1.5
 # (listings read whole: grep -q on a pipe would SIGPIPE tar, a failure under pipefail)
 state=$(tar tzf "$base/out1/state.tgz" 2>/dev/null) \
     || { echo "rehearsal: call 1 paused no row (no state.tgz)" >&2; exit 1; }

@@ -13,14 +13,16 @@
 # result.json, log.csv: reported, not trained again) and state.tgz, the rows an earlier
 # call paused. Each row is trained with python -m train.table --whole_rows: all the time
 # left is its, and a row that reaches the limit pauses between epochs, untested.
-# JOBS (default: every row) rows train side by side, each in its own process: one
-# --data_only run first generates the videos into $CACHE_DIR (default /tmp/videos), and
-# every row process memory-maps them (--data_cache); each gets 0.9 / JOBS of the GPU's
-# memory and logs to $OUT/rows/<row>.log, and a row waiting for a free slot starts with
-# the time then left (not at all under 0.5 min). If the videos fail, the rows run in turn.
-# A step of a row is 40-60 GFLOP in 6.4-8.4 ms on an H200, ~7 TFLOP/s (small kernels), so
-# rows side by side are expected to finish sooner than in turn: not measured yet, the ms
-# a step in log.txt tells. JOBS=1 trains them in turn in one process.
+# JOBS (default 1) is how many rows train at once. JOBS=1: in turn, in one process, so a
+# call's first row gets all the time it needs (All-temp's 40,000 steps: ~5.6 min on an
+# H200). JOBS=N > 1: side by side, a process each: one --data_only run first generates
+# the videos into $CACHE_DIR (default /tmp/videos), and every row process memory-maps
+# them (--data_cache); each gets 0.9 / JOBS of the GPU's memory and logs to
+# $OUT/rows/<row>.log, and a row waiting for a free slot starts with the time then left
+# (not at all under 0.5 min). If the videos fail, the rows run in turn. Processes share a
+# GPU by time-slicing (no MPS here: kernels of two processes never run at once), so side
+# by side gains only where a row alone leaves the GPU idle, between its steps; the ms a
+# step in log.txt tells. Its use: rows that together fit one call only if they overlap.
 # table.md (train.table --report_only) lists every row: finished, paused or not run.
 # Results under $OUT:
 #   log.txt      versions, each row's per-epoch val top-1, val sync pair, learning rate
@@ -40,7 +42,7 @@ work=${WORK_DIR:-/tmp/t}
 : "${OUT:?OUT must name the folder for the results}"
 OUT=$(cd "$OUT" && pwd) || exit 2      # absolute: the packing below runs in the work dir
 IFS=, read -ra row_list <<< "$rows"
-jobs=${JOBS:-${#row_list[@]}}
+jobs=${JOBS:-1}
 if ! [[ "$jobs" =~ ^[1-9][0-9]*$ ]]; then echo "JOBS must be a positive integer; got '$jobs'" >&2; exit 2; fi
 if [ "$(printf '%s\n' "${row_list[@]}" | sort | uniq -d)" ]; then
     echo "a row is named twice in '$rows'" >&2; exit 2
