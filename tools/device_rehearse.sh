@@ -6,7 +6,7 @@
 #   1. the rows side by side (JOBS=2: the videos made once into a cache,
 #      then a process per row), with a time budget too short for them: each trains an
 #      epoch and pauses, untested, and their state comes back as state.tgz;
-#   2. that state.tgz put back into the results dir, the rows in turn (JOBS=1): each
+#   2. that state.tgz put back into the results dir, the rows in turn (the default): each
 #      resumes, finishes and is tested; results.tgz holds their result.json and table.md.
 # Only the sizes change: the quick budget's 10k videos, 2 workers, the device flagfile cut
 # to 2 x 60 steps of 16 (an epoch long enough that a 1-minute call pauses after one). It
@@ -55,7 +55,7 @@ if grep -q result.json <(tar tzf "$base/out1/results.tgz"); then
     echo "rehearsal: call 1 tested a paused row" >&2; exit 1
 fi
 cp "$base/out1/state.tgz" "$base/results/"
-OUT="$base/out2" JOBS=1 bash tools/device_table1.sh "$rows" 8
+OUT="$base/out2" bash tools/device_table1.sh "$rows" 8      # the default: in turn
 [ ! -f "$base/out2/state.tgz" ] || { echo "rehearsal: call 2 left a paused row" >&2; exit 1; }
 for row in ${rows//,/ }; do
     grep -q "$row/result.json" <(tar tzf "$base/out2/results.tgz") \
