@@ -43,13 +43,6 @@ def probe_summary(report, num_digits):
     return line, max(last.values())
 
 
-def _positive_int(report, key, where):
-    value = report.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{where} has {key}={value!r}; a step axis needs a positive integer.")
-    return value
-
-
 def oracle_curves(path: str, schedule: str | None = None, label: str | None = None):
     """One head of a ``python -m experiments.sync_pair.oracle`` report as
     ``rstg_tf.training.curves.RunCurves``: its per-epoch history (loss, val top-1, val
@@ -61,7 +54,7 @@ def oracle_curves(path: str, schedule: str | None = None, label: str | None = No
     when it is not such a report, holds no ``schedule`` (or several and none was named)
     or has no epoch.
     """
-    from rstg_tf.training.curves import RunCurves
+    from rstg_tf.training.curves import RunCurves, step_axis_sizes
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"oracle report {path!r} does not exist.")
@@ -93,6 +86,6 @@ def oracle_curves(path: str, schedule: str | None = None, label: str | None = No
                 columns[key] = [math.nan if v is None else float(v) for v in values]
             except (TypeError, ValueError):
                 raise ValueError(f"{where}'s {key} history is not numbers.") from None
-    return RunCurves(label or schedule, where, _positive_int(report, "steps_per_epoch", path),
-                     _positive_int(report, "batch_size", path),
-                     _positive_int(report, "epochs", path), columns)
+    steps_per_epoch, batch_size, epochs = step_axis_sizes(
+        report, path, ("steps_per_epoch", "batch_size", "epochs"))
+    return RunCurves(label or schedule, where, steps_per_epoch, batch_size, epochs, columns)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -67,6 +67,21 @@ class RunCurves:
         return None if epoch is None else int(self.x()[epoch])
 
 
+def step_axis_sizes(source: Mapping, where: str,
+                    keys: Sequence[str] = ("steps_per_epoch", "batch_size")) -> Tuple[int, ...]:
+    """``source``'s ``keys`` (by default the length of an epoch: its steps and the clips a
+    step), each checked to be a positive integer, which a step axis needs.
+
+    Raises ValueError naming ``where``, the key and its value otherwise.
+    """
+    values = tuple(source.get(key) for key in keys)
+    for key, value in zip(keys, values):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{where} has {key}={value!r}; a step axis needs a positive "
+                             "integer.")
+    return values
+
+
 def read_run(model_dir: str, label: Optional[str] = None) -> RunCurves:
     """The curves of ``model_dir`` (a ``python -m train`` or ``train.table`` row).
 
@@ -81,21 +96,17 @@ def read_run(model_dir: str, label: Optional[str] = None) -> RunCurves:
     if config is None:
         raise FileNotFoundError(f"{model_dir} has no config.json: not a model directory of "
                                 "python -m train or train.table.")
-    sizes = {key: config.get(key) for key in ("steps_per_epoch", "batch_size")}
-    if sizes["steps_per_epoch"] is None:
+    if config.get("steps_per_epoch") is None:
         raise ValueError(f"{model_dir}: config.json has no steps_per_epoch; its epochs are "
                          "passes over the data, which a step axis cannot place.")
-    for key, value in sizes.items():
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{model_dir}: config.json has {key}={value!r}; a step axis "
-                             "needs a positive integer.")
+    steps_per_epoch, batch_size = step_axis_sizes(config, f"{model_dir}: config.json")
     columns = read_log(model_dir)
     if not columns.get("epoch"):
         raise ValueError(f"{model_dir} has no epoch in log.csv yet.")
     short = bool(config.get("max_train_minutes")) and not config.get("pause_at_time_limit")
     return RunCurves(label or os.path.basename(os.path.normpath(model_dir)), model_dir,
-                     sizes["steps_per_epoch"], sizes["batch_size"],
-                     int(config.get("epochs") or 0), _rows_as_run_stands(columns), short)
+                     steps_per_epoch, batch_size, int(config.get("epochs") or 0),
+                     _rows_as_run_stands(columns), short)
 
 
 def _rows_as_run_stands(columns: Dict[str, List[float]]) -> Dict[str, List[float]]:
