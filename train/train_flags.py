@@ -60,6 +60,7 @@ def training_fields(f) -> dict:
         data_dir=f.data_dir, model_dir=f.model_dir, batch_size=f.batch_size,
         epochs=f.epochs, steps_per_epoch=f.steps_per_epoch, val_videos=f.val_videos,
         optimizer=f.optimizer, learning_rate=f.learning_rate, momentum=f.momentum,
+        clip_grad_norm=f.clip_grad_norm,
         plateau_patience=f.plateau_patience, lr_schedule=f.lr_schedule,
         warmup_steps=f.warmup_steps, min_lr=f.min_lr, cosine_fraction=f.cosine_fraction,
         plateau_patience_steps=f.plateau_patience_steps, backbone_weights=f.backbone_weights,
@@ -125,6 +126,9 @@ def define_training_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_float("learning_rate", 1e-4, "Peak learning rate (after any warm-up).",
                        flag_values=fv)
     flags.DEFINE_float("momentum", 0.9, "SGD momentum, in [0, 1).", flag_values=fv)
+    flags.DEFINE_float("clip_grad_norm", None, "Scale the gradients together so that their "
+                       "global L2 norm is at most this (> 0; default: no clipping).",
+                       flag_values=fv)
     flags.DEFINE_enum("lr_schedule", "plateau", list(LR_SCHEDULES), "plateau: /10 when the "
                       "validation loss stalls (the reference's); constant; cosine: constant, "
                       "then a cosine to --min_lr over the last --cosine_fraction of the run.",

@@ -161,12 +161,14 @@ def fit_adam(model: keras.Model, train: Tuple[np.ndarray, np.ndarray],
              val: Tuple[np.ndarray, np.ndarray], epochs: int, steps_per_epoch: int,
              batch_size: int, learning_rate: float, seed: int = 0, verbose: int = 0,
              top_k: Sequence[int] = (1, 5),
-             callbacks: Sequence[keras.callbacks.Callback] = ()) -> Dict[str, list]:
-    """Fits ``model`` (logits) with Adam and cross-entropy on ``steps_per_epoch`` shuffled
+             callbacks: Sequence[keras.callbacks.Callback] = (),
+             clip_grad_norm: Optional[float] = None) -> Dict[str, list]:
+    """Fits ``model`` (logits) with Adam (its gradients' global norm clipped at
+    ``clip_grad_norm``, if given) and cross-entropy on ``steps_per_epoch`` shuffled
     batches of ``train`` an epoch, validated on ``val``; returns the per-epoch history
     (loss, top<k> and their val_ twins, and what ``callbacks`` log, e.g. a learning-rate
     schedule's ``learning_rate``) as floats. Shared by the probes and the oracle."""
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=clip_grad_norm),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseTopKCategoricalAccuracy(k, name=f"top{k}")
                            for k in top_k])

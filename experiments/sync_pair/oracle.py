@@ -57,6 +57,8 @@ flags.DEFINE_enum("lr_schedule", "constant", ["plateau", "constant", "cosine"],
 flags.DEFINE_float("cosine_fraction", 1.0, "cosine: share of the steps in the decay.")
 flags.DEFINE_float("min_lr", 0.0, "The plateau's and the cosine's floor.")
 flags.DEFINE_integer("warmup_steps", 0, "Linear warm-up steps.", lower_bound=0)
+flags.DEFINE_float("clip_grad_norm", None, "Clip the gradients' global L2 norm at this "
+                   "(> 0; default: no clipping), as python -m train's flag.")
 flags.DEFINE_enum("norm", "none", ["none", "batch", "layer"], "RSTG normalisation.")
 flags.DEFINE_integer("node_dim", 64, "RSTG node width (the quick budget's).", lower_bound=1)
 flags.DEFINE_integer("message_dim", 64, "RSTG message width.", lower_bound=1)
@@ -87,6 +89,8 @@ def main(argv):
     f = flags.FLAGS
     if not f.output.endswith(".json"):
         raise ValueError(f"--output must name a .json file; got {f.output!r}.")
+    if f.clip_grad_norm is not None and not f.clip_grad_norm > 0:
+        raise ValueError(f"--clip_grad_norm must be > 0; got {f.clip_grad_norm}.")
     rstg = [s for s in f.schedules if s != "mlp"]
     if f.inputs != "maps" and rstg:
         raise ValueError(f"--inputs={f.inputs} is read by the mlp head only; RSTG schedules "
@@ -105,7 +109,8 @@ def main(argv):
     results = {"num_digits": num_digits, "train_videos": len(train[1]),
                "val_videos": len(val[1]), "test_videos": len(test[1]), "epochs": f.epochs,
                "lr_schedule": f.lr_schedule, "cosine_fraction": f.cosine_fraction,
-               "min_lr": f.min_lr, "warmup_steps": f.warmup_steps, "norm": f.norm,
+               "min_lr": f.min_lr, "warmup_steps": f.warmup_steps,
+               "clip_grad_norm": f.clip_grad_norm, "norm": f.norm,
                "steps_per_epoch": f.steps_per_epoch, "batch_size": f.batch_size,
                "learning_rate": f.learning_rate, "inputs": f.inputs,
                "mlp_width": f.mlp_width, "node_dim": f.node_dim,
@@ -117,7 +122,7 @@ def main(argv):
                        f.learning_rate, f.node_dim, f.message_dim, f.seed, f.verbose,
                        f.mlp_width, norm=f.norm, lr_schedule=f.lr_schedule,
                        cosine_fraction=f.cosine_fraction, min_lr=f.min_lr,
-                       warmup_steps=f.warmup_steps)
+                       warmup_steps=f.warmup_steps, clip_grad_norm=f.clip_grad_norm)
         results["schedules"][schedule] = r
         sync = r["sync_pair_top1"]
         print(f"{schedule}: test top-1 {100 * r['test_top1']:.1f}%, sync pair "

@@ -156,9 +156,10 @@ def run_oracle(schedule: str, train: Tuple[np.ndarray, np.ndarray, np.ndarray],
                verbose: int = 0, mlp_width: int = 512, norm: str = "none",
                lr_schedule: str = "constant", cosine_fraction: float = 1.0,
                min_lr: float = 0.0, warmup_steps: int = 0,
-               leave_z: float = LEAVE_Z) -> Dict[str, object]:
+               leave_z: float = LEAVE_Z,
+               clip_grad_norm: Optional[float] = None) -> Dict[str, object]:
     """Trains ``oracle_model(schedule)``, or ``mlp_model`` for schedule ``mlp``, (Adam,
-    ``lr_schedule`` as in training runs) on ``train`` = ``oracle_arrays``, validated on
+    ``lr_schedule`` and ``clip_grad_norm`` as in training runs) on ``train`` = ``oracle_arrays``, validated on
     ``val`` (with its sync pair per epoch, ``ValSyncPair``); then tests it once on
     ``test``. Returns the per-epoch history, ``steps_to_leave_sync_blind`` (the steps
     after the first epoch whose val sync pair is ``leave_z`` standard errors above
@@ -178,7 +179,8 @@ def run_oracle(schedule: str, train: Tuple[np.ndarray, np.ndarray, np.ndarray],
     callbacks = [ValSyncPair(val, batch_size=256),
                  *schedule_callbacks(lr_schedule, curve, steps_per_epoch, plateau_patience=2)]
     history = fit_adam(model, train[:2], val[:2], epochs, steps_per_epoch, batch_size,
-                       learning_rate, seed, verbose, top_k=(1,), callbacks=callbacks)
+                       learning_rate, seed, verbose, top_k=(1,), callbacks=callbacks,
+                       clip_grad_norm=clip_grad_norm)
     left = first_past(history.get("val_sync_pair_z", []), leave_z)
     logits = model.predict(test[0], batch_size=256, verbose=0)
     return {**history, **sync_pair_fields(logits, test[2], test[1]),

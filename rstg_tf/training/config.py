@@ -41,6 +41,7 @@ class TrainConfig:
     optimizer: str = "sgd"                    # reference: SGD, Nesterov momentum 0.9
     learning_rate: float = 1e-4
     momentum: float = 0.9
+    clip_grad_norm: Optional[float] = None    # clip the gradients' global L2 norm (None: off)
     plateau_patience: int = 2                 # epochs (or plateau_patience_steps)
     lr_schedule: str = "plateau"              # plateau | constant | cosine (schedules.py)
     warmup_steps: int = 0
@@ -80,6 +81,10 @@ class TrainConfig:
                              f"got {self.min_lr}.")
         if not 0.0 <= self.momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1); got {self.momentum}.")
+        if self.clip_grad_norm is not None and not (math.isfinite(self.clip_grad_norm)
+                                                    and self.clip_grad_norm > 0):
+            raise ValueError(f"clip_grad_norm must be a finite number > 0 (or unset); got "
+                             f"{self.clip_grad_norm}.")
         if not 0.0 < self.cosine_fraction <= 1.0:
             raise ValueError(f"cosine_fraction must be in (0, 1]; got {self.cosine_fraction}.")
         if self.plateau_patience < 0 or (self.plateau_patience_steps is not None

@@ -20,10 +20,15 @@ from rstg_tf.training.time_limit import TimeLimit
 
 
 def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+    """Adam, or SGD with Nesterov momentum (the reference's); with ``clip_grad_norm`` the
+    gradients are scaled together so that their global L2 norm is at most that value
+    (Keras' ``global_clipnorm``, as PySlowFast's ``CLIP_GRAD_L2NORM`` and MMAction2's
+    ``clip_grad``)."""
+    clip = {"global_clipnorm": config.clip_grad_norm}
     if config.optimizer == "adam":
-        return keras.optimizers.Adam(config.learning_rate)
+        return keras.optimizers.Adam(config.learning_rate, **clip)
     return keras.optimizers.SGD(config.learning_rate, momentum=config.momentum,
-                                nesterov=True)
+                                nesterov=True, **clip)
 
 
 def jit_compile(config: TrainConfig) -> bool:
