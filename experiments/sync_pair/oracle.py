@@ -89,8 +89,9 @@ def main(argv):
     f = flags.FLAGS
     if not f.output.endswith(".json"):
         raise ValueError(f"--output must name a .json file; got {f.output!r}.")
-    if f.clip_grad_norm is not None and not f.clip_grad_norm > 0:
-        raise ValueError(f"--clip_grad_norm must be > 0; got {f.clip_grad_norm}.")
+    from rstg_tf.training.config import check_clip_grad_norm
+
+    check_clip_grad_norm(f.clip_grad_norm)
     rstg = [s for s in f.schedules if s != "mlp"]
     if f.inputs != "maps" and rstg:
         raise ValueError(f"--inputs={f.inputs} is read by the mlp head only; RSTG schedules "

@@ -159,12 +159,12 @@ def run_oracle(schedule: str, train: Tuple[np.ndarray, np.ndarray, np.ndarray],
                leave_z: float = LEAVE_Z,
                clip_grad_norm: Optional[float] = None) -> Dict[str, object]:
     """Trains ``oracle_model(schedule)``, or ``mlp_model`` for schedule ``mlp``, (Adam,
-    ``lr_schedule`` and ``clip_grad_norm`` as in training runs) on ``train`` = ``oracle_arrays``, validated on
-    ``val`` (with its sync pair per epoch, ``ValSyncPair``); then tests it once on
-    ``test``. Returns the per-epoch history, ``steps_to_leave_sync_blind`` (the steps
-    after the first epoch whose val sync pair is ``leave_z`` standard errors above
-    sync-blind; None if none was) and the test clips' sync-pair fields. RSTG schedules
-    read maps, the MLP any inputs."""
+    ``lr_schedule`` and ``clip_grad_norm`` as in training runs) on ``train`` =
+    ``oracle_arrays``, validated on ``val`` (with its sync pair per epoch,
+    ``ValSyncPair``); then tests it once on ``test``. Returns the per-epoch history,
+    ``steps_to_leave_sync_blind`` (the steps after the first epoch whose val sync pair is
+    ``leave_z`` standard errors above sync-blind; None if none was) and the test clips'
+    sync-pair fields. RSTG schedules read maps, the MLP any inputs."""
     keras.utils.set_random_seed(seed)
     if schedule == "mlp":
         model = mlp_model(train[0].shape[1:], mlp_width)

@@ -81,10 +81,7 @@ class TrainConfig:
                              f"got {self.min_lr}.")
         if not 0.0 <= self.momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1); got {self.momentum}.")
-        if self.clip_grad_norm is not None and not (math.isfinite(self.clip_grad_norm)
-                                                    and self.clip_grad_norm > 0):
-            raise ValueError(f"clip_grad_norm must be a finite number > 0 (or unset); got "
-                             f"{self.clip_grad_norm}.")
+        check_clip_grad_norm(self.clip_grad_norm)
         if not 0.0 < self.cosine_fraction <= 1.0:
             raise ValueError(f"cosine_fraction must be in (0, 1]; got {self.cosine_fraction}.")
         if self.plateau_patience < 0 or (self.plateau_patience_steps is not None
@@ -113,6 +110,13 @@ class TrainConfig:
         values = dict(values)
         values["model"] = ModelConfig.from_dict(values["model"])
         return cls(**values)
+
+
+def check_clip_grad_norm(value: Optional[float]) -> None:
+    """``clip_grad_norm`` is unset (None) or a finite number > 0; ValueError otherwise.
+    Shared by ``TrainConfig`` and the oracle program, which trains without one."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise ValueError(f"clip_grad_norm must be a finite number > 0 (or unset); got {value}.")
 
 
 # What may change between a run and its resumption (how long, how, where from); anything
