@@ -44,7 +44,7 @@ def main(argv):
     f = flags.FLAGS
     from rstg_tf.models import ModelConfig
     from rstg_tf.serving.saved_model import export_saved_model
-    from rstg_tf.training.evaluation import load_trained_model
+    from rstg_tf.training.checkpoints import load_trained_model
 
     config_path = os.path.join(f.model_dir, "config.json")
     if not os.path.exists(config_path):

@@ -151,6 +151,8 @@ def test_inspect_program_under_jax_without_tensorflow(tmp_path):
     (["--schedules=all_temp,bogus"], "error: unknown schedules ['bogus'] in --schedules"),
     (["--model_dir=x", "--schedules=time_only"], "give one of the two"),
     (["--output=x.txt"], "--output must name a .json file"),
+    (["--grad_batches=-1"], "--grad_batches"),
+    (["--clip_grad_norm=0"], "clip_grad_norm must be"),
 ])
 def test_inspect_program_bad_input_is_one_error_line(args, message):
     result = run_python(["-m", "train.inspect", *args])

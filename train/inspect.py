@@ -12,7 +12,13 @@ table row per model: the RMS of the node states after each stage of the block, t
 spread of its read-out and logits across the clips and the sensitivity of the read-out
 to one node's input (``rstg_tf.training.inspect_model``). A read-out that hardly moves
 from clip to clip (an input-blind start) shows as a small spread and sensitivity.
-``--output`` also writes the numbers as JSON.
+
+Then, with ``--grad_batches`` > 0, a second table: the training loss' gradient norm on
+that many batches of ``--batch_size`` labelled training clips, in training mode, its
+median and largest over the batches and each part's median (backbone, the block's
+sub-layers, classifier), and with ``--clip_grad_norm`` the share of batches that clip
+would rescale (``rstg_tf.training.gradient_norms``). ``--output`` also writes the
+numbers as JSON.
 """
 
 import json
@@ -41,6 +47,9 @@ flags.DEFINE_integer("node", 0, "Graph node whose input is changed (0: the top-l
 # load Keras; keep the two in step.
 flags.DEFINE_float("eps", 1e-3, "Size of that change, relative to the node's input norm.",
                    lower_bound=0.0)
+flags.DEFINE_integer("grad_batches", 4, "Batches of --batch_size labelled clips (after "
+                     "the --num_clips ones' first clips) for the gradient norms; 0: none.",
+                     lower_bound=0)
 flags.DEFINE_string("output", None, "JSON to write (*.json).")
 
 
@@ -76,14 +85,16 @@ def _initialised_models(f):
 
 
 def _clips(f, num_frames: int):
-    """uint8 [num_clips, T, 64, 64, 1]: the first SyncMNIST training videos."""
+    """(uint8 [N, T, 64, 64, 1], int64 labels [N]): the first N SyncMNIST training videos,
+    N = max(--num_clips, --grad_batches x --batch_size)."""
     from rstg_tf.data.mnist import load_mnist
     from rstg_tf.data.syncmnist import SyncMnistConfig
     from rstg_tf.data.syncmnist_arrays import make_videos
 
     images, labels = load_mnist(f.mnist, expected_counts=None).split("train")
     config = SyncMnistConfig(int(f.digits), num_frames=num_frames)
-    return make_videos(images, labels, "train", f.num_clips, config)[0]
+    count = max(f.num_clips, f.grad_batches * f.batch_size)
+    return make_videos(images, labels, "train", count, config)[:2]
 
 
 def main(argv):
@@ -91,29 +102,40 @@ def main(argv):
     f = flags.FLAGS
     _check(f)
     start = time.perf_counter()
+    from rstg_tf.training import gradient_norms
     from rstg_tf.training.inspect_model import inspect_model, markdown_table
 
     if f.model_dir:
-        from rstg_tf.training.evaluation import load_trained_model
+        from rstg_tf.training.checkpoints import load_trained_model
 
         model = load_trained_model(f.model_dir, f.checkpoint)
         name = f"{os.path.basename(os.path.abspath(f.model_dir))} ({f.checkpoint})"
         models, num_frames = [(name, model)], model.input_shape[1]
     else:
         models, num_frames = _initialised_models(f), f.num_frames
-    clips = _clips(f, num_frames)
-    rows = {name: inspect_model(model, clips, f.node, f.eps, f.seed)
-            for name, model in models}
+    clips, labels = _clips(f, num_frames)
+    rows, grads = {}, {}
+    for name, model in models:
+        rows[name] = inspect_model(model, clips[:f.num_clips], f.node, f.eps, f.seed)
+        if f.grad_batches:
+            grads[name] = gradient_norms.gradient_norms(
+                model, clips[:f.grad_batches * f.batch_size],
+                labels[:f.grad_batches * f.batch_size], f.batch_size, f.clip_grad_norm)
     seconds = time.perf_counter() - start
     print(markdown_table(rows))
-    print(f"{len(rows)} model(s) on {len(clips)} {f.digits}SyncMNIST clips of {num_frames} "
+    print(f"{len(rows)} model(s) on {f.num_clips} {f.digits}SyncMNIST clips of {num_frames} "
           f"frames; node {f.node}, eps {f.eps:g}; {seconds:.1f} s")
+    if grads:
+        print(gradient_norms.markdown_table(grads))
+        print(f"gradient norms of the training loss on {f.grad_batches} batch(es) of "
+              f"{f.batch_size} training clips, in training mode")
     if f.output:
         from rstg_tf.data.atomic import atomic_write_text
 
         report = {"model_dir": f.model_dir, "checkpoint": f.checkpoint if f.model_dir else None,
-                  "seed": f.seed, "digits": int(f.digits), "num_clips": len(clips),
-                  "num_frames": int(num_frames), "seconds": round(seconds, 2), "rows": rows}
+                  "seed": f.seed, "digits": int(f.digits), "num_clips": f.num_clips,
+                  "num_frames": int(num_frames), "seconds": round(seconds, 2), "rows": rows,
+                  "gradients": grads}
         atomic_write_text(f.output, json.dumps(report, indent=2) + "\n")
         print(json.dumps({"files": [f.output]}))
 

@@ -27,6 +27,7 @@ from rstg_tf.data.atomic import atomic_path, atomic_write_text
 from rstg_tf.errors import TrainingDiverged
 
 METADATA = "training_metadata.json"
+CHECKPOINTS = ("best", "last")
 # What a resumed run needs of ReduceLROnPlateau and ModelCheckpoint(save_best_only=True).
 STATE_ATTRIBUTES = ("best", "wait", "cooldown_counter")
 
@@ -195,3 +196,20 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         for old in glob.glob(os.path.join(self.backup_dir, "*.weights.h5")):  # not .tmp-*
             if os.path.basename(old) != name:
                 os.remove(old)
+
+
+def load_trained_model(model_dir: str, checkpoint: str = "best") -> keras.Model:
+    """Loads ``best.keras`` or ``last.keras`` from a model directory, for inference (no
+    TensorFlow needed: also under JAX)."""
+    from rstg_tf import register_keras_objects
+
+    register_keras_objects()
+    if checkpoint not in CHECKPOINTS:
+        raise ValueError(f"checkpoint must be one of {CHECKPOINTS}; got {checkpoint!r}.")
+    if not os.path.isdir(model_dir):
+        raise FileNotFoundError(f"model directory {model_dir} does not exist.")
+    path = os.path.join(model_dir, f"{checkpoint}.keras")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} does not exist; train first (python -m train "
+                                f"--model_dir={model_dir} ...).")
+    return keras.models.load_model(path, compile=False)

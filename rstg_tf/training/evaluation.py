@@ -10,29 +10,13 @@ from typing import Optional
 import keras
 import numpy as np
 
-from rstg_tf import plots, register_keras_objects
+from rstg_tf import plots
 from rstg_tf.data import syncmnist_records
 from rstg_tf.data.atomic import atomic_write_text
 from rstg_tf.data.syncmnist import label_name
 from rstg_tf.metrics import prediction_fields, sync_pair_fields, top_k_accuracy
+from rstg_tf.training.checkpoints import load_trained_model
 from rstg_tf.training.run_log import read_log
-
-CHECKPOINTS = ("best", "last")
-
-
-def load_trained_model(model_dir: str, checkpoint: str = "best") -> keras.Model:
-    """Loads ``best.keras`` or ``last.keras`` from a model directory."""
-    register_keras_objects()
-    if checkpoint not in CHECKPOINTS:
-        raise ValueError(f"checkpoint must be one of {CHECKPOINTS}; got {checkpoint!r}.")
-    if not os.path.isdir(model_dir):
-        raise FileNotFoundError(f"model directory {model_dir} does not exist.")
-    path = os.path.join(model_dir, f"{checkpoint}.keras")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} does not exist; train first (python -m train "
-                                f"--model_dir={model_dir} ...).")
-    return keras.models.load_model(path, compile=False)  # inference only
-
 
 def evaluate(model_dir: str, data_dir: str, split: str = "test", checkpoint: str = "best",
              batch_size: int = 32, max_videos: Optional[int] = None,
