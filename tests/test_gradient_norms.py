@@ -108,12 +108,18 @@ def test_bad_arguments_name_the_problem():
     model, (clips, labels) = _model(schedule="time_only"), _batch(4)
     with pytest.raises(ValueError, match=r"batch_size must be in 1\.\.4"):
         gradient_norms(model, clips, labels, batch_size=5)
-    with pytest.raises(ValueError, match="clip_grad_norm must be > 0"):
+    with pytest.raises(ValueError, match="clip_grad_norm must be a finite number > 0"):
         gradient_norms(model, clips, labels, 2, clip_grad_norm=0.0)
+    with pytest.raises(ValueError, match="clip_grad_norm must be a finite number > 0"):
+        gradient_norms(model, clips, labels, 2, clip_grad_norm=float("inf"))
     with pytest.raises(ValueError, match=r"one label per clip \(4\)"):
         loss_gradients(model, clips, labels[:3])
+    with pytest.raises(ValueError, match=r"labels must be in 0\.\.4 \(the model's classes\); "
+                                         r"got 0\.\.5"):
+        loss_gradients(model, clips, np.array([0, 1, 2, 5]))
 
 
+@pytest.mark.heavy
 def test_the_program_gives_the_same_norms_under_tensorflow_and_jax(tmp_path):
     npz = write_fake_npz(tmp_path / "mnist.npz")
     run = tmp_path / "run"
@@ -139,3 +145,106 @@ def test_the_program_gives_the_same_norms_under_tensorflow_and_jax(tmp_path):
     np.testing.assert_allclose(jax_norms["global"], tf_norms["global"], rtol=1e-4)
     for part, norms in tf_norms["parts"].items():
         np.testing.assert_allclose(jax_norms["parts"][part], norms, rtol=1e-4, atol=1e-7)
+
+
+def _log_rows(model_dir):
+    import csv
+
+    with open(model_dir / "log.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_logging_the_norms_leaves_the_run_as_it_was_and_measures_its_model(tmp_path):
+    """An in-memory run with ``grad_norm_batches`` trains exactly as one without (the
+    dropout's random state and the batch norms' statistics are put back) and logs, per
+    epoch, the norms of the model as it is at that epoch's end."""
+    from rstg_tf.training.config import TrainConfig
+    from rstg_tf.training.evaluation import load_trained_model
+    from rstg_tf.training.in_memory import train_in_memory
+    from tests.test_training import TINY
+
+    rng = np.random.default_rng(0)
+    clips = rng.integers(0, 255, (12, 10, 64, 64, 1), dtype=np.uint8)
+    labels = rng.integers(0, 46, 12)
+    split = (clips[:8], labels[:8])
+
+    def run(name, batches, dropout=0.5):
+        config = TrainConfig(data_dir="", model_dir=str(tmp_path / name),
+                             model=TINY.replace(dropout=dropout), batch_size=4, epochs=2,
+                             steps_per_epoch=2, verbose=0, optimizer="adam",
+                             learning_rate=1e-2, lr_schedule="constant",
+                             grad_norm_batches=batches)
+        return train_in_memory(config, (clips, labels), split, split)
+
+    plain, logged = run("plain", 0), run("logged", 2)
+    assert logged["loss"] == plain["loss"] and logged["val_top1"] == plain["val_top1"]
+    for a, b in zip(load_trained_model(str(tmp_path / "plain"), "last").weights,
+                    load_trained_model(str(tmp_path / "logged"), "last").weights):
+        np.testing.assert_array_equal(np.array(a), np.array(b))
+    rows = _log_rows(tmp_path / "logged")
+    assert "grad_norm" not in _log_rows(tmp_path / "plain")[0]
+    assert len(rows) == 2
+    for row in rows:
+        assert 0 < float(row["grad_norm"]) <= float(row["grad_norm_max"]), row
+    # the last epoch's figure is last.keras' norm on the first 2 x 4 training clips
+    # (without dropout, whose masks follow the random state, which last.keras does not keep)
+    run("no_dropout", 2, dropout=0.0)
+    rows = _log_rows(tmp_path / "no_dropout")
+    again = gradient_norms(load_trained_model(str(tmp_path / "no_dropout"), "last"),
+                           clips[:8], labels[:8], 4)
+    assert float(rows[-1]["grad_norm"]) == pytest.approx(again["global_median"], rel=1e-5)
+    assert float(rows[-1]["grad_norm_max"]) == pytest.approx(again["global_max"], rel=1e-5)
+
+
+def test_the_shard_trainer_and_the_oracle_log_the_norms_too(tmp_path):
+    from rstg_tf.data import syncmnist_records
+    from rstg_tf.data.syncmnist import SyncMnistConfig
+
+    npz = write_fake_npz(tmp_path / "mnist.npz")
+    data = tmp_path / "sync3"
+    for split, count in (("train", 16), ("val", 8)):
+        syncmnist_records.make_split(str(data), split, SyncMnistConfig(num_digits=3),
+                                     num_videos=count, num_shards=1, mnist_source=npz,
+                                     expected_counts=None, verbose=False)
+    result = run_python(["-m", "train", f"--data_dir={data}", f"--model_dir={tmp_path / 'run'}",
+                         "--num_filters=4", "--hidden=8", "--node_dim=8", "--message_dim=6",
+                         "--num_iterations=2", "--batch_size=4", "--epochs=2",
+                         "--steps_per_epoch=2", "--grad_norm_batches=3", "--verbose=0",
+                         "--lr_schedule=constant"])
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    rows = _log_rows(tmp_path / "run")
+    assert len(rows) == 2 and all(0 < float(r["grad_norm"]) <= float(r["grad_norm_max"])
+                                  for r in rows), rows
+    from rstg_tf.training import curves
+
+    x, y = curves.chart_series([curves.read_run(str(tmp_path / "run"))], "grad_norm")["run"]
+    np.testing.assert_allclose(y, [float(r["grad_norm"]) for r in rows])
+    out = tmp_path / "oracle.json"
+    result = run_python(["-m", "experiments.sync_pair.oracle", "--digits=3",
+                         "--schedules=time_only", "--train_videos=32", "--val_videos=8",
+                         "--test_videos=8", "--epochs=2", "--steps_per_epoch=2",
+                         "--batch_size=4", "--node_dim=8", "--message_dim=8",
+                         "--grad_norm_batches=2", "--verbose=0", f"--mnist={npz}",
+                         f"--output={out}"])
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    history = report["schedules"]["time_only"]
+    assert report["grad_norm_batches"] == 2 and len(history["grad_norm"]) == 2
+    assert all(0 < g <= m for g, m in zip(history["grad_norm"], history["grad_norm_max"]))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-m", "train", "--data_dir=x", "--model_dir=y", "--grad_norm_batches=17"],
+     "--grad_norm_batches"),
+    (["-m", "experiments.sync_pair.oracle", "--output=x.json", "--grad_norm_batches=17"],
+     "--grad_norm_batches"),
+])
+def test_too_many_logged_batches_is_one_error_line(args, message):
+    from rstg_tf.training.config import TrainConfig
+
+    with pytest.raises(ValueError, match="grad_norm_batches must be in 0..16; got -1"):
+        TrainConfig(data_dir="x", model_dir="y", grad_norm_batches=-1)
+    result = run_python(args)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1, result.stderr[-2000:]
+    assert message in result.stderr and "Traceback" not in result.stderr

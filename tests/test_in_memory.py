@@ -1,6 +1,8 @@
 """Training from in-memory videos: same videos as the shards, any backend, no TensorFlow."""
 
+import csv
 import json
+
 import numpy as np
 import pytest
 
@@ -80,7 +82,7 @@ def test_table_in_memory_runs_under_jax_without_tensorflow(tmp_path):
             "--time_budget_minutes=60",
             "--extra_flags=--epochs=2,--steps_per_epoch=2,--val_videos=8,--batch_size=4,"
             "--verbose=2,--num_iterations=2,--node_dim=8,--message_dim=8,--hidden=8,"
-            "--steps_per_execution=2"]
+            "--steps_per_execution=2,--grad_norm_batches=2"]
     result = run_python(args, timeout=600, KERAS_BACKEND="jax")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for row in ("rstg_all_temp", "mean_lstm"):
@@ -97,6 +99,10 @@ def test_table_in_memory_runs_under_jax_without_tensorflow(tmp_path):
         assert 1 <= report["predicted_classes"] <= 40 and 0 < report["top_class_share"] <= 1
         assert (work_dir / row / "best.keras").stat().st_size > 0
         assert len((work_dir / row / "log.csv").read_text().splitlines()) == 3
+        # the gradient norms, differentiated by JAX between fit's jitted calls
+        with open(work_dir / row / "log.csv") as f:
+            logged = list(csv.DictReader(f))
+        assert all(0 < float(r["grad_norm"]) <= float(r["grad_norm_max"]) for r in logged)
     # the quick budget's backbone, pretrained in this process and named by its recipe
     assert [p.name for p in work_dir.glob("backbone*")] == [
         "backbone32_60000x2_cosine0.002.weights.h5"]

@@ -118,7 +118,8 @@ def test_inspect_program_compares_schedules_and_reads_a_trained_run(tmp_path):
     result = run_python(["-m", "train.inspect",
                          "--flagfile=configs/syncmnist3_rstg_all_temp.flags", "--num_filters=8",
                          "--node_dim=16", "--message_dim=16", "--hidden=16", "--num_clips=4",
-                         "--schedules=all_temp,time_only", f"--mnist={npz}", f"--output={out}"])
+                         "--schedules=all_temp,time_only", f"--mnist={npz}", f"--output={out}",
+                         "--grad_batches=1", "--batch_size=2"])
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     report = json.loads(out.read_text())
     assert list(report["rows"]) == ["all_temp", "time_only"]
@@ -127,21 +128,32 @@ def test_inspect_program_compares_schedules_and_reads_a_trained_run(tmp_path):
         assert row["schedule"] == schedule and row["sensitivity"] > 0
         assert list(row["stage_rms"]) == _stage_names(schedule, k=3)
     assert "| all_temp | " in result.stdout and "| time_only | " in result.stdout
-    # a trained run's checkpoint (here: a model saved at its start)
+    assert list(report["gradients"]) == ["all_temp", "time_only"]
+    assert report["grad_batch_size"] == 2 and report["gradients"]["all_temp"]["batches"] == 1
+    # a trained run's checkpoint (here: a model saved at its start); its gradient norms
+    # on the run's own batch size and clip (config.json) unless the flags give them
     run = tmp_path / "run"
     run.mkdir()
     _model(schedule="one_temp").save(run / "last.keras")
-    result = run_python(["-m", "train.inspect", f"--model_dir={run}", "--checkpoint=last",
-                         "--num_clips=2", f"--mnist={npz}"])
+    (run / "config.json").write_text(json.dumps({"batch_size": 3, "clip_grad_norm": 0.5}))
+    args = ["-m", "train.inspect", f"--model_dir={run}", "--checkpoint=last", "--num_clips=2",
+            "--grad_batches=1", f"--mnist={npz}", f"--output={out}"]
+    result = run_python(args)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "| run (last) | " in result.stdout and f"clips of {FRAMES} frames" in result.stdout
+    assert "on 1 batch(es) of 3 training clips" in result.stdout
+    assert json.loads(out.read_text())["gradients"]["run (last)"]["clip_grad_norm"] == 0.5
+    result = run_python([*args, "--batch_size=2", "--clip_grad_norm=2"])
+    assert "on 1 batch(es) of 2 training clips" in result.stdout, result.stderr[-2000:]
+    assert json.loads(out.read_text())["gradients"]["run (last)"]["clip_grad_norm"] == 2.0
 
 
 def test_inspect_program_under_jax_without_tensorflow(tmp_path):
     npz = write_fake_npz(tmp_path / "mnist.npz")
     result = run_python([*without_tensorflow("train.inspect"), "--num_filters=4", "--node_dim=8",
                          "--message_dim=8", "--num_frames=4", "--num_iterations=1",
-                         "--num_clips=2", "--schedules=all_temp", f"--mnist={npz}"],
+                         "--num_clips=2", "--schedules=all_temp", f"--mnist={npz}",
+                         "--grad_batches=0"],
                         KERAS_BACKEND="jax")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "| all_temp | " in result.stdout and "clips of 4 frames" in result.stdout

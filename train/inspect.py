@@ -47,8 +47,9 @@ flags.DEFINE_integer("node", 0, "Graph node whose input is changed (0: the top-l
 # load Keras; keep the two in step.
 flags.DEFINE_float("eps", 1e-3, "Size of that change, relative to the node's input norm.",
                    lower_bound=0.0)
-flags.DEFINE_integer("grad_batches", 4, "Batches of --batch_size labelled clips (after "
-                     "the --num_clips ones' first clips) for the gradient norms; 0: none.",
+flags.DEFINE_integer("grad_batches", 4, "Batches of --batch_size labelled clips (the first "
+                     "training videos, as for the activations) for the gradient norms; with "
+                     "--model_dir the run's own batch size and clip unless given; 0: none.",
                      lower_bound=0)
 flags.DEFINE_string("output", None, "JSON to write (*.json).")
 
@@ -65,6 +66,24 @@ def _check(f) -> None:
                          "inspects that run's own model: give one of the two.")
     if not f.eps > 0:
         raise ValueError(f"--eps must be > 0; got {f.eps}.")
+    from rstg_tf.training.config import check_clip_grad_norm
+
+    check_clip_grad_norm(f.clip_grad_norm)
+
+
+def _gradient_settings(f):
+    """(batch size, clip) of the gradient norms: the flags', or with --model_dir the run's
+    own (its config.json) for those not given."""
+    batch_size, clip = f.batch_size, f.clip_grad_norm
+    stored = os.path.join(f.model_dir or "", "config.json")
+    if f.model_dir and os.path.exists(stored):
+        with open(stored) as file:
+            run = json.load(file)
+        if not f["batch_size"].present:
+            batch_size = run.get("batch_size", batch_size)
+        if not f["clip_grad_norm"].present:
+            clip = run.get("clip_grad_norm", clip)
+    return batch_size, clip
 
 
 def _initialised_models(f):
@@ -80,20 +99,20 @@ def _initialised_models(f):
         model = build_model(model_config)
         if f.backbone_weights:
             from rstg_tf.training.pretrain import load_backbone_weights
-            load_backbone_weights(model, f.backbone_weights, model_config)
+            load_backbone_weights(model, f.backbone_weights, model_config,
+                                  trainable=not f.freeze_backbone)
         yield schedule, model
 
 
-def _clips(f, num_frames: int):
-    """(uint8 [N, T, 64, 64, 1], int64 labels [N]): the first N SyncMNIST training videos,
-    N = max(--num_clips, --grad_batches x --batch_size)."""
+def _clips(f, num_frames: int, count: int):
+    """(uint8 [count, T, 64, 64, 1], int64 labels [count]): the first SyncMNIST training
+    videos."""
     from rstg_tf.data.mnist import load_mnist
     from rstg_tf.data.syncmnist import SyncMnistConfig
     from rstg_tf.data.syncmnist_arrays import make_videos
 
     images, labels = load_mnist(f.mnist, expected_counts=None).split("train")
     config = SyncMnistConfig(int(f.digits), num_frames=num_frames)
-    count = max(f.num_clips, f.grad_batches * f.batch_size)
     return make_videos(images, labels, "train", count, config)[:2]
 
 
@@ -113,28 +132,34 @@ def main(argv):
         models, num_frames = [(name, model)], model.input_shape[1]
     else:
         models, num_frames = _initialised_models(f), f.num_frames
-    clips, labels = _clips(f, num_frames)
-    rows, grads = {}, {}
+    batch_size, clip = _gradient_settings(f)
+    graded = f.grad_batches * batch_size
+    clips, labels = _clips(f, num_frames, max(f.num_clips, graded))
+    rows, grads, seconds = {}, {}, {"activations": 0.0, "gradients": 0.0}
     for name, model in models:
+        began = time.perf_counter()
         rows[name] = inspect_model(model, clips[:f.num_clips], f.node, f.eps, f.seed)
-        if f.grad_batches:
+        middle = time.perf_counter()
+        if graded:
             grads[name] = gradient_norms.gradient_norms(
-                model, clips[:f.grad_batches * f.batch_size],
-                labels[:f.grad_batches * f.batch_size], f.batch_size, f.clip_grad_norm)
-    seconds = time.perf_counter() - start
+                model, clips[:graded], labels[:graded], batch_size, clip)
+        seconds["activations"] += middle - began
+        seconds["gradients"] += time.perf_counter() - middle
+    seconds["total"] = time.perf_counter() - start
     print(markdown_table(rows))
     print(f"{len(rows)} model(s) on {f.num_clips} {f.digits}SyncMNIST clips of {num_frames} "
-          f"frames; node {f.node}, eps {f.eps:g}; {seconds:.1f} s")
+          f"frames; node {f.node}, eps {f.eps:g}; {seconds['activations']:.1f} s")
     if grads:
         print(gradient_norms.markdown_table(grads))
         print(f"gradient norms of the training loss on {f.grad_batches} batch(es) of "
-              f"{f.batch_size} training clips, in training mode")
+              f"{batch_size} training clips, in training mode; {seconds['gradients']:.1f} s")
     if f.output:
         from rstg_tf.data.atomic import atomic_write_text
 
         report = {"model_dir": f.model_dir, "checkpoint": f.checkpoint if f.model_dir else None,
                   "seed": f.seed, "digits": int(f.digits), "num_clips": f.num_clips,
-                  "num_frames": int(num_frames), "seconds": round(seconds, 2), "rows": rows,
+                  "num_frames": int(num_frames), "grad_batch_size": int(batch_size),
+                  "seconds": {k: round(v, 2) for k, v in seconds.items()}, "rows": rows,
                   "gradients": grads}
         atomic_write_text(f.output, json.dumps(report, indent=2) + "\n")
         print(json.dumps({"files": [f.output]}))

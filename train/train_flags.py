@@ -60,7 +60,7 @@ def training_fields(f) -> dict:
         data_dir=f.data_dir, model_dir=f.model_dir, batch_size=f.batch_size,
         epochs=f.epochs, steps_per_epoch=f.steps_per_epoch, val_videos=f.val_videos,
         optimizer=f.optimizer, learning_rate=f.learning_rate, momentum=f.momentum,
-        clip_grad_norm=f.clip_grad_norm,
+        clip_grad_norm=f.clip_grad_norm, grad_norm_batches=f.grad_norm_batches,
         plateau_patience=f.plateau_patience, lr_schedule=f.lr_schedule,
         warmup_steps=f.warmup_steps, min_lr=f.min_lr, cosine_fraction=f.cosine_fraction,
         plateau_patience_steps=f.plateau_patience_steps, backbone_weights=f.backbone_weights,
@@ -129,6 +129,10 @@ def define_training_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_float("clip_grad_norm", None, "Scale the gradients together so that their "
                        "global L2 norm is at most this (> 0; default: no clipping).",
                        flag_values=fv)
+    flags.DEFINE_integer("grad_norm_batches", 0, "Log grad_norm and grad_norm_max (the "
+                         "training loss' gradient norm: median and largest over this many "
+                         "fixed training batches, 0..16) after every epoch; 0: off.",
+                         lower_bound=0, upper_bound=16, flag_values=fv)
     flags.DEFINE_enum("lr_schedule", "plateau", list(LR_SCHEDULES), "plateau: /10 when the "
                       "validation loss stalls (the reference's); constant; cosine: constant, "
                       "then a cosine to --min_lr over the last --cosine_fraction of the run.",

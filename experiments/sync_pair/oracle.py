@@ -59,6 +59,10 @@ flags.DEFINE_float("min_lr", 0.0, "The plateau's and the cosine's floor.")
 flags.DEFINE_integer("warmup_steps", 0, "Linear warm-up steps.", lower_bound=0)
 flags.DEFINE_float("clip_grad_norm", None, "Clip the gradients' global L2 norm at this "
                    "(> 0; default: no clipping), as python -m train's flag.")
+flags.DEFINE_integer("grad_norm_batches", 0, "Log grad_norm and grad_norm_max per epoch "
+                     "(the training loss' gradient norm on this many fixed training "
+                     "batches, 0..16), as python -m train's flag; 0: off.", lower_bound=0,
+                     upper_bound=16)
 flags.DEFINE_enum("norm", "none", ["none", "batch", "layer"], "RSTG normalisation.")
 flags.DEFINE_integer("node_dim", 64, "RSTG node width (the quick budget's).", lower_bound=1)
 flags.DEFINE_integer("message_dim", 64, "RSTG message width.", lower_bound=1)
@@ -111,7 +115,8 @@ def main(argv):
                "val_videos": len(val[1]), "test_videos": len(test[1]), "epochs": f.epochs,
                "lr_schedule": f.lr_schedule, "cosine_fraction": f.cosine_fraction,
                "min_lr": f.min_lr, "warmup_steps": f.warmup_steps,
-               "clip_grad_norm": f.clip_grad_norm, "norm": f.norm,
+               "clip_grad_norm": f.clip_grad_norm, "grad_norm_batches": f.grad_norm_batches,
+               "norm": f.norm,
                "steps_per_epoch": f.steps_per_epoch, "batch_size": f.batch_size,
                "learning_rate": f.learning_rate, "inputs": f.inputs,
                "mlp_width": f.mlp_width, "node_dim": f.node_dim,
@@ -123,7 +128,8 @@ def main(argv):
                        f.learning_rate, f.node_dim, f.message_dim, f.seed, f.verbose,
                        f.mlp_width, norm=f.norm, lr_schedule=f.lr_schedule,
                        cosine_fraction=f.cosine_fraction, min_lr=f.min_lr,
-                       warmup_steps=f.warmup_steps, clip_grad_norm=f.clip_grad_norm)
+                       warmup_steps=f.warmup_steps, clip_grad_norm=f.clip_grad_norm,
+                       grad_norm_batches=f.grad_norm_batches)
         results["schedules"][schedule] = r
         sync = r["sync_pair_top1"]
         print(f"{schedule}: test top-1 {100 * r['test_top1']:.1f}%, sync pair "

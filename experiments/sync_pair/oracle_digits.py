@@ -36,6 +36,7 @@ from rstg_tf.layers.rstg import RSTG
 from rstg_tf.metrics import LEAVE_Z, first_past, sync_pair_fields
 from experiments.sync_pair.feature_probe import fit_adam
 from rstg_tf.training.schedules import LearningRateCurve, schedule_callbacks
+from rstg_tf.training.gradient_norms import GradientNormLog
 from rstg_tf.training.sync_pair_log import ValSyncPair
 
 
@@ -157,14 +158,17 @@ def run_oracle(schedule: str, train: Tuple[np.ndarray, np.ndarray, np.ndarray],
                lr_schedule: str = "constant", cosine_fraction: float = 1.0,
                min_lr: float = 0.0, warmup_steps: int = 0,
                leave_z: float = LEAVE_Z,
-               clip_grad_norm: Optional[float] = None) -> Dict[str, object]:
+               clip_grad_norm: Optional[float] = None,
+               grad_norm_batches: int = 0) -> Dict[str, object]:
     """Trains ``oracle_model(schedule)``, or ``mlp_model`` for schedule ``mlp``, (Adam,
     ``lr_schedule`` and ``clip_grad_norm`` as in training runs) on ``train`` =
     ``oracle_arrays``, validated on ``val`` (with its sync pair per epoch,
     ``ValSyncPair``); then tests it once on ``test``. Returns the per-epoch history,
     ``steps_to_leave_sync_blind`` (the steps after the first epoch whose val sync pair is
     ``leave_z`` standard errors above sync-blind; None if none was) and the test clips'
-    sync-pair fields. RSTG schedules read maps, the MLP any inputs."""
+    sync-pair fields. RSTG schedules read maps, the MLP any inputs. With
+    ``grad_norm_batches``, the history has ``grad_norm`` and ``grad_norm_max`` per epoch
+    (``GradientNormLog`` on the first batches of ``train``)."""
     keras.utils.set_random_seed(seed)
     if schedule == "mlp":
         model = mlp_model(train[0].shape[1:], mlp_width)
@@ -178,6 +182,9 @@ def run_oracle(schedule: str, train: Tuple[np.ndarray, np.ndarray, np.ndarray],
                               cosine_fraction=cosine_fraction, min_lr=min_lr)
     callbacks = [ValSyncPair(val, batch_size=256),
                  *schedule_callbacks(lr_schedule, curve, steps_per_epoch, plateau_patience=2)]
+    if grad_norm_batches:
+        fixed = grad_norm_batches * batch_size
+        callbacks.insert(1, GradientNormLog(train[0][:fixed], train[1][:fixed], batch_size))
     history = fit_adam(model, train[:2], val[:2], epochs, steps_per_epoch, batch_size,
                        learning_rate, seed, verbose, top_k=(1,), callbacks=callbacks,
                        clip_grad_norm=clip_grad_norm)

@@ -18,6 +18,10 @@ STRATEGIES = ("default", "mirrored", "multi_worker")
 OPTIMIZERS = ("sgd", "adam")
 
 
+# GradientNormLog's cap: its batches are differentiated after every epoch.
+MAX_GRAD_NORM_BATCHES = 16
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """One training run (every flag of ``python -m train``).
@@ -42,6 +46,7 @@ class TrainConfig:
     learning_rate: float = 1e-4
     momentum: float = 0.9
     clip_grad_norm: Optional[float] = None    # clip the gradients' global L2 norm (None: off)
+    grad_norm_batches: int = 0                # log grad_norm on this many training batches
     plateau_patience: int = 2                 # epochs (or plateau_patience_steps)
     lr_schedule: str = "plateau"              # plateau | constant | cosine (schedules.py)
     warmup_steps: int = 0
@@ -82,6 +87,9 @@ class TrainConfig:
         if not 0.0 <= self.momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1); got {self.momentum}.")
         check_clip_grad_norm(self.clip_grad_norm)
+        if not 0 <= self.grad_norm_batches <= MAX_GRAD_NORM_BATCHES:
+            raise ValueError(f"grad_norm_batches must be in 0..{MAX_GRAD_NORM_BATCHES}; got "
+                             f"{self.grad_norm_batches}.")
         if not 0.0 < self.cosine_fraction <= 1.0:
             raise ValueError(f"cosine_fraction must be in (0, 1]; got {self.cosine_fraction}.")
         if self.plateau_patience < 0 or (self.plateau_patience_steps is not None
@@ -122,6 +130,7 @@ def check_clip_grad_norm(value: Optional[float]) -> None:
 # What may change between a run and its resumption (how long, how, where from); anything
 # else (the model, the optimizer, the batch...) makes a different run.
 RESUMABLE_CHANGES = frozenset({"data_dir", "model_dir", "epochs", "max_train_minutes",
+                               "grad_norm_batches",
                                "pause_at_time_limit", "verbose", "on_corrupt",
                                "steps_per_execution", "jit_compile", "val_videos", "strategy",
                                "backbone_weights"})

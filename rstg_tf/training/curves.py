@@ -28,7 +28,8 @@ METRICS = {"val_sync_pair": ("val sync pair %", 100.0),
            "val_sync_pair_z": ("val sync pair, s.e. above sync-blind", 1.0),
            "val_top1": ("val top-1 %", 100.0),
            "val_loss": ("val loss", 1.0),
-           "learning_rate": ("learning rate", 1.0)}
+           "learning_rate": ("learning rate", 1.0),
+           "grad_norm": ("gradient norm (median of fixed training batches)", 1.0)}
 X_AXES = ("steps", "clips")
 
 

@@ -17,8 +17,17 @@ norms add up to the global one's.
 its global norm is above G; ``clipped_share`` is how many of the batches it would rescale
 here. Keras' optimizers see the same gradients (``fit`` differentiates the same loss).
 
+``GradientNormLog`` adds the norms of a fixed set of training batches to every epoch's
+logs (``grad_norm``: the median over the batches, ``grad_norm_max``), so that log.csv
+shows how they move as the model trains.
+
 The math is backend-neutral but differentiation is not: TensorFlow (``GradientTape``) and
-JAX (``jax.value_and_grad`` of ``stateless_call``), the two backends this project runs.
+JAX (``jax.grad`` of ``stateless_call``), the two backends this project runs. Every batch
+is differentiated from the same random state (dropout's masks are not advanced between
+batches), and the two backends draw different masks: with dropout (0 in the SyncMNIST
+configs) their norms agree only in distribution. The loss is not scaled: on a
+``mixed_float16`` model, gradients too small for float16 read as 0 (Keras' loss-scale
+optimizer would keep them).
 """
 
 from __future__ import annotations
@@ -28,6 +37,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 import keras
 import numpy as np
 from keras import ops
+
+from rstg_tf.training.config import MAX_GRAD_NORM_BATCHES, check_clip_grad_norm
 
 Gradients = Callable[[keras.Model, np.ndarray, np.ndarray], List[np.ndarray]]
 
@@ -50,7 +61,9 @@ def _tensorflow_gradients(model, clips, labels):
     grads = tape.gradient(loss, model.trainable_variables)
     for variable, value in zip(model.non_trainable_variables, kept):
         variable.assign(value)
-    return [np.asarray(g) for g in grads]
+    # a weight the loss does not reach has no gradient (JAX gives zeros)
+    return [np.zeros(v.shape, "float32") if g is None else np.asarray(g)
+            for g, v in zip(grads, model.trainable_variables)]
 
 
 def _jax_gradients(model, clips, labels):
@@ -89,6 +102,10 @@ def loss_gradients(model: keras.Model, clips, labels) -> List[np.ndarray]:
     if labels.ndim != 1 or len(labels) != len(clips):
         raise ValueError(f"labels must be [batch] with one label per clip ({len(clips)}); "
                          f"got shape {labels.shape}.")
+    classes = int(model.output_shape[-1])
+    if len(labels) and not 0 <= labels.min() <= labels.max() < classes:
+        raise ValueError(f"labels must be in 0..{classes - 1} (the model's classes); got "
+                         f"{labels.min()}..{labels.max()}.")
     return GRADIENTS[backend](model, clips, labels.astype("int32"))
 
 
@@ -126,8 +143,7 @@ def gradient_norms(model: keras.Model, clips, labels, batch_size: int,
     if not 1 <= batch_size <= len(clips):
         raise ValueError(f"batch_size must be in 1..{len(clips)} (the clips given); "
                          f"got {batch_size}.")
-    if clip_grad_norm is not None and not clip_grad_norm > 0:
-        raise ValueError(f"clip_grad_norm must be > 0; got {clip_grad_norm}.")
+    check_clip_grad_norm(clip_grad_norm)
     parts = [weight_part(v.path, block_names) for v in model.trainable_variables]
     names = list(dict.fromkeys(parts))
     batches = len(clips) // batch_size
@@ -164,3 +180,37 @@ def markdown_table(results: Dict[str, Dict[str, object]]) -> str:
             cells.append("-" if r["clipped_share"] is None else f"{r['clipped_share']:.0%}")
         lines.append("| " + " | ".join([name] + cells) + " |")
     return "\n".join(lines)
+
+
+class GradientNormLog(keras.callbacks.Callback):
+    """Adds ``grad_norm`` (the median over ``batches`` fixed training batches of the loss
+    gradient's global norm) and ``grad_norm_max`` to each epoch's logs, after the epoch's
+    last step. The model, its batch norms' statistics and its random state are left as
+    they were, so a run trains the same with or without it.
+
+    Put it before the callbacks that read or write the logs (CSVLogger, checkpoints).
+
+    Args:
+      clips: [N, ...] training inputs, N >= batch_size (the first N // batch_size whole
+        batches are used, at most ``MAX_GRAD_NORM_BATCHES`` = 16 of them).
+      labels: int [N].
+      batch_size: clips per batch (the run's).
+    """
+
+    def __init__(self, clips, labels, batch_size: int):
+        super().__init__()
+        if len(clips) != len(labels):
+            raise ValueError(f"GradientNormLog needs one label per clip; got {len(clips)} "
+                             f"clips and {len(labels)} labels.")
+        count = min(len(clips) // batch_size, MAX_GRAD_NORM_BATCHES) * batch_size
+        if count < 1:
+            raise ValueError(f"GradientNormLog needs at least one batch of {batch_size} "
+                             f"clips; got {len(clips)}.")
+        self.clips, self.labels = clips[:count], np.asarray(labels)[:count]
+        self.batch_size = batch_size
+
+    def on_epoch_end(self, epoch, logs=None):
+        norms = gradient_norms(self.model, self.clips, self.labels, self.batch_size)
+        if logs is not None:
+            logs["grad_norm"] = norms["global_median"]
+            logs["grad_norm_max"] = norms["global_max"]

@@ -31,6 +31,7 @@ from rstg_tf.training.fit_setup import (common_callbacks, compile_model,
                                         set_precision_policy, time_limit_fields)
 from rstg_tf.training.pretrain import load_backbone_weights
 from rstg_tf.training.run_log import paused_fields, read_log
+from rstg_tf.training.gradient_norms import GradientNormLog
 from rstg_tf.training.sync_pair_log import ValSyncPair
 
 
@@ -81,6 +82,9 @@ def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, ...],
     compile_model(model, config)
     first_epoch = checkpoints.epochs_backed_up(config.model_dir)
     logged = [ValSyncPair(val, config.batch_size)] if len(val) > 2 else []
+    if config.grad_norm_batches:
+        fixed = config.grad_norm_batches * config.batch_size
+        logged.append(GradientNormLog(train[0][:fixed], train[1][:fixed], config.batch_size))
     callbacks = common_callbacks(config.model_dir, config, steps, log_callbacks=logged)
     batches = ShuffledBatches(*train[:2], config.batch_size, steps, config.seed,
                               epoch=first_epoch)

@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Callable, Tuple
+from typing import Callable, Optional, Tuple
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from rstg_tf.data import pipeline, syncmnist_records
@@ -26,6 +27,7 @@ from rstg_tf.training.config import (  # noqa: F401 (TrainConfig: re-export)
     TrainConfig, check_inputs, check_resume, require_tf_config, steps_per_epoch)
 from rstg_tf.training.fit_setup import common_callbacks, compile_model, set_precision_policy
 from rstg_tf.training import checkpoints
+from rstg_tf.training.gradient_norms import GradientNormLog
 from rstg_tf.training.pretrain import load_backbone_weights
 
 
@@ -49,12 +51,21 @@ def is_chief() -> bool:
     return task.get("type") == "worker" and task.get("index", 0) == 0
 
 
-def make_callbacks(config: TrainConfig, steps_per_epoch: int) -> list:
+def make_callbacks(config: TrainConfig, steps_per_epoch: int,
+                   train_data: Optional[tf.data.Dataset] = None) -> list:
+    """The common callbacks and TensorBoard; with ``config.grad_norm_batches``, a
+    ``GradientNormLog`` on that many batches taken once from ``train_data``."""
     # Multi-worker: every worker runs the callbacks; only the chief writes into model_dir.
     work_dir = config.model_dir if is_chief() else os.path.join(
         config.model_dir, "workers",
         f"worker-{json.loads(os.environ['TF_CONFIG'])['task']['index']}")
-    return [*common_callbacks(work_dir, config, steps_per_epoch),
+    logged = []
+    if config.grad_norm_batches and train_data is not None:
+        batches = list(train_data.take(config.grad_norm_batches).as_numpy_iterator())
+        logged.append(GradientNormLog(np.concatenate([b[0] for b in batches]),
+                                      np.concatenate([b[1] for b in batches]),
+                                      len(batches[0][1])))
+    return [*common_callbacks(work_dir, config, steps_per_epoch, log_callbacks=logged),
             keras.callbacks.TensorBoard(os.path.join(work_dir, "tensorboard"))]
 
 
@@ -143,7 +154,7 @@ def fit_run(config: TrainConfig, num_train: int, num_val: int,
         if config.strategy == "multi_worker":
             multi_worker_workarounds(model, config)
         # fit inside the scope: Keras 3 runs its steps on the scope's strategy
-        callbacks = make_callbacks(config, steps)
+        callbacks = make_callbacks(config, steps, train_data)
         history = model.fit(train_data, epochs=config.epochs, steps_per_epoch=steps,
                             validation_data=val_data, shuffle=False, callbacks=callbacks,
                             verbose=config.verbose)
