@@ -22,7 +22,7 @@ logs (``grad_norm``: the median over the batches, ``grad_norm_max``), so that lo
 shows how they move as the model trains.
 
 The math is backend-neutral but differentiation is not: TensorFlow (``GradientTape``) and
-JAX (``jax.grad`` of ``stateless_call``), the two backends this project runs. Every batch
+JAX (``jax.grad`` of ``stateless_call``, jitted once per model), the two backends this project runs. Every batch
 is differentiated from the same random state (dropout's masks are not advanced between
 batches), and the two backends draw different masks: with dropout (0 in the SyncMNIST
 configs) their norms agree only in distribution. The loss is not scaled: on a
@@ -32,6 +32,7 @@ optimizer would keep them).
 
 from __future__ import annotations
 
+import weakref
 from typing import Callable, Dict, List, Optional, Sequence
 
 import keras
@@ -66,17 +67,24 @@ def _tensorflow_gradients(model, clips, labels):
             for g, v in zip(grads, model.trainable_variables)]
 
 
+# model -> its jitted gradient function (JAX runs an unjitted one op by op: seconds a
+# batch on a GPU); weak, so that a model's compiled function goes with it
+_JAX_GRADIENTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def _jax_gradients(model, clips, labels):
     import jax
 
-    trainable = [v.value for v in model.trainable_variables]
-    non_trainable = [v.value for v in model.non_trainable_variables]
+    if model not in _JAX_GRADIENTS:
+        def loss(trainable, non_trainable, x, y):
+            logits, _ = model.stateless_call(trainable, non_trainable, x, training=True)
+            return _loss(y, logits)
 
-    def loss(values):
-        logits, _ = model.stateless_call(values, non_trainable, clips, training=True)
-        return _loss(labels, logits)
-
-    return [np.asarray(g) for g in jax.grad(loss)(trainable)]
+        _JAX_GRADIENTS[model] = jax.jit(jax.grad(loss))
+    grads = _JAX_GRADIENTS[model]([v.value for v in model.trainable_variables],
+                                  [v.value for v in model.non_trainable_variables],
+                                  clips, labels)
+    return [np.asarray(g) for g in grads]
 
 
 GRADIENTS: Dict[str, Gradients] = {"tensorflow": _tensorflow_gradients,
