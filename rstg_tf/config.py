@@ -16,6 +16,8 @@ NORMS = ("none", "batch", "layer")
 # Learning-rate schedules of a training run (rstg_tf.training.schedules); here so that the
 # flag definitions can list them without importing Keras.
 LR_SCHEDULES = ("plateau", "constant", "cosine")
+# --grad_norm_batches' cap: GradientNormLog differentiates them after every epoch.
+MAX_GRAD_NORM_BATCHES = 16
 SCHEDULES = ("all_temp", "one_temp", "space_only", "time_only", "homogeneous")
 READOUTS = ("mean_time", "last_step", "map")
 CLIP_MODES = ("layerwise", "framewise")

@@ -196,23 +196,38 @@ def test_logging_the_norms_leaves_the_run_as_it_was_and_measures_its_model(tmp_p
     assert float(rows[-1]["grad_norm_max"]) == pytest.approx(again["global_max"], rel=1e-5)
 
 
+@pytest.mark.heavy
 def test_the_shard_trainer_and_the_oracle_log_the_norms_too(tmp_path):
     from rstg_tf.data import syncmnist_records
     from rstg_tf.data.syncmnist import SyncMnistConfig
+    from rstg_tf.training.evaluation import load_trained_model
 
     npz = write_fake_npz(tmp_path / "mnist.npz")
     data = tmp_path / "sync3"
     for split, count in (("train", 16), ("val", 8)):
         syncmnist_records.make_split(str(data), split, SyncMnistConfig(num_digits=3),
-                                     num_videos=count, num_shards=1, mnist_source=npz,
+                                     num_videos=count, num_shards=2, mnist_source=npz,
                                      expected_counts=None, verbose=False)
-    result = run_python(["-m", "train", f"--data_dir={data}", f"--model_dir={tmp_path / 'run'}",
-                         "--num_filters=4", "--hidden=8", "--node_dim=8", "--message_dim=6",
-                         "--num_iterations=2", "--batch_size=4", "--epochs=2",
-                         "--steps_per_epoch=2", "--grad_norm_batches=3", "--verbose=0",
-                         "--lr_schedule=constant"])
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    rows = _log_rows(tmp_path / "run")
+
+    def train(name, batches):
+        result = run_python(["-m", "train", f"--data_dir={data}",
+                             f"--model_dir={tmp_path / name}", "--num_filters=4", "--hidden=8",
+                             "--node_dim=8", "--message_dim=6", "--num_iterations=2",
+                             "--batch_size=4", "--epochs=2", "--steps_per_epoch=2",
+                             f"--grad_norm_batches={batches}", "--verbose=0",
+                             "--lr_schedule=constant", "--optimizer=adam",
+                             "--learning_rate=1e-2"])
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        return _log_rows(tmp_path / name)
+
+    # the probe reads a pipeline of its own: the run's batches (shuffled files and clips)
+    # and so its losses and weights are those of a run without it
+    plain, rows = train("plain", 0), train("run", 3)
+    assert [r["loss"] for r in rows] == [r["loss"] for r in plain]
+    assert [r["val_loss"] for r in rows] == [r["val_loss"] for r in plain]
+    for a, b in zip(load_trained_model(str(tmp_path / "plain"), "last").weights,
+                    load_trained_model(str(tmp_path / "run"), "last").weights):
+        np.testing.assert_array_equal(np.array(a), np.array(b))
     assert len(rows) == 2 and all(0 < float(r["grad_norm"]) <= float(r["grad_norm_max"])
                                   for r in rows), rows
     from rstg_tf.training import curves
@@ -244,7 +259,45 @@ def test_too_many_logged_batches_is_one_error_line(args, message):
 
     with pytest.raises(ValueError, match="grad_norm_batches must be in 0..16; got -1"):
         TrainConfig(data_dir="x", model_dir="y", grad_norm_batches=-1)
+    # a distributed run's variables are not readable outside its replicas
+    with pytest.raises(ValueError, match="grad_norm_batches needs strategy 'default' "
+                                         "\\(got 'mirrored'\\)"):
+        TrainConfig(data_dir="x", model_dir="y", grad_norm_batches=2, strategy="mirrored")
     result = run_python(args)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 2 and len(errors) == 1, result.stderr[-2000:]
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_resumed_log_keeps_its_columns(tmp_path):
+    """A run resumed with more (or fewer) logged keys appends under log.csv's own header:
+    Keras' CSVLogger would shift every value after the new keys one column per key."""
+    import types
+
+    import keras
+
+    from rstg_tf.training.checkpoints import AppendingCSVLogger
+    from rstg_tf.training.run_log import read_log
+
+    path = tmp_path / "log.csv"
+    path.write_text("epoch,loss,val_top1\n0,0.9,0.3\n")
+    logs = {"grad_norm": 7.0, "grad_norm_max": 8.0, "loss": 0.8, "val_top1": 0.4}
+    keras_logger = keras.callbacks.CSVLogger(str(tmp_path / "keras.csv"), append=True)
+    for logger in (AppendingCSVLogger(str(path)), keras_logger):
+        (tmp_path / "keras.csv").write_text(path.read_text().splitlines()[0] + "\n"
+                                            "0,0.9,0.3\n")
+        logger.set_model(types.SimpleNamespace(stop_training=False))
+        logger.on_train_begin()
+        logger.on_epoch_end(1, dict(logs))
+        logger.on_train_end()
+    assert read_log(str(tmp_path)) == {"epoch": [0.0, 1.0], "loss": [0.9, 0.8],
+                                       "val_top1": [0.3, 0.4]}
+    # what Keras alone writes: the new keys first, under the old header's names
+    assert (tmp_path / "keras.csv").read_text().splitlines()[-1].startswith("1,7.0,8.0")
+    # a key the logs lack is NA
+    fewer = AppendingCSVLogger(str(path))
+    fewer.set_model(types.SimpleNamespace(stop_training=False))
+    fewer.on_train_begin()
+    fewer.on_epoch_end(2, {"loss": 0.7})
+    fewer.on_train_end()
+    assert path.read_text().splitlines()[-1] == "2,0.7,NA"

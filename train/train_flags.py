@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 from absl import flags
 
 from rstg_tf.config import (  # light: no Keras import
-    ADJACENCIES, GATHERS, LAYER_NORM_SCOPES, LR_SCHEDULES, LSTM_INITS, MODEL_NAMES, NORMS,
-    SCHEDULES)
+    ADJACENCIES, GATHERS, LAYER_NORM_SCOPES, LR_SCHEDULES, LSTM_INITS, MAX_GRAD_NORM_BATCHES,
+    MODEL_NAMES, NORMS, SCHEDULES)
 
 if TYPE_CHECKING:
     from rstg_tf.training.config import TrainConfig
@@ -131,8 +131,9 @@ def define_training_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                        flag_values=fv)
     flags.DEFINE_integer("grad_norm_batches", 0, "Log grad_norm and grad_norm_max (the "
                          "training loss' gradient norm: median and largest over this many "
-                         "fixed training batches, 0..16) after every epoch; 0: off.",
-                         lower_bound=0, upper_bound=16, flag_values=fv)
+                         f"fixed training batches, 0..{MAX_GRAD_NORM_BATCHES}) after every "
+                         "epoch; 0: off. Needs --strategy=default.",
+                         lower_bound=0, upper_bound=MAX_GRAD_NORM_BATCHES, flag_values=fv)
     flags.DEFINE_enum("lr_schedule", "plateau", list(LR_SCHEDULES), "plateau: /10 when the "
                       "validation loss stalls (the reference's); constant; cosine: constant, "
                       "then a cosine to --min_lr over the last --cosine_fraction of the run.",

@@ -30,6 +30,7 @@ import json
 from absl import flags
 
 from rstg_tf import cli
+from rstg_tf.config import MAX_GRAD_NORM_BATCHES  # light: no Keras import
 
 # rstg_tf.config's schedules, spelled out so that parsing flags does not load Keras.
 SCHEDULES = ["space_only", "time_only", "one_temp", "all_temp", "homogeneous"]
@@ -61,8 +62,8 @@ flags.DEFINE_float("clip_grad_norm", None, "Clip the gradients' global L2 norm a
                    "(> 0; default: no clipping), as python -m train's flag.")
 flags.DEFINE_integer("grad_norm_batches", 0, "Log grad_norm and grad_norm_max per epoch "
                      "(the training loss' gradient norm on this many fixed training "
-                     "batches, 0..16), as python -m train's flag; 0: off.", lower_bound=0,
-                     upper_bound=16)
+                     f"batches, 0..{MAX_GRAD_NORM_BATCHES}), as python -m train's flag; 0: "
+                     "off.", lower_bound=0, upper_bound=MAX_GRAD_NORM_BATCHES)
 flags.DEFINE_enum("norm", "none", ["none", "batch", "layer"], "RSTG normalisation.")
 flags.DEFINE_integer("node_dim", 64, "RSTG node width (the quick budget's).", lower_bound=1)
 flags.DEFINE_integer("message_dim", 64, "RSTG message width.", lower_bound=1)

@@ -15,6 +15,7 @@ behaviour and only change how files are written:
 
 from __future__ import annotations
 
+import csv
 import glob
 import json
 import math
@@ -196,6 +197,26 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         for old in glob.glob(os.path.join(self.backup_dir, "*.weights.h5")):  # not .tmp-*
             if os.path.basename(old) != name:
                 os.remove(old)
+
+
+class AppendingCSVLogger(keras.callbacks.CSVLogger):
+    """Keras' ``CSVLogger(append=True)`` that keeps the columns of the ``log.csv`` it
+    appends to. Keras takes the columns from the first epoch's logs of each ``fit`` and
+    writes no header when the file has one, so a resumed run whose logs gained or lost a
+    key (``--grad_norm_batches`` turned on, say) would write its rows shifted under the
+    old header. Here a resumed run's rows follow the file's header: a key the header lacks
+    is not written, one the logs lack is ``NA``."""
+
+    def __init__(self, filename: str):
+        super().__init__(filename, append=True)
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if os.path.exists(self.filename):
+            with open(self.filename, newline="") as f:
+                header = next(csv.reader(f), None)
+            if header and header[0] == "epoch":
+                self.keys = header[1:]
 
 
 def load_trained_model(model_dir: str, checkpoint: str = "best") -> keras.Model:

@@ -11,15 +11,11 @@ import math
 import os
 from typing import Iterator, Optional, Tuple
 
-from rstg_tf.config import LR_SCHEDULES, ModelConfig
+from rstg_tf.config import LR_SCHEDULES, MAX_GRAD_NORM_BATCHES, ModelConfig
 from rstg_tf.data import manifest
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 OPTIMIZERS = ("sgd", "adam")
-
-
-# GradientNormLog's cap: its batches are differentiated after every epoch.
-MAX_GRAD_NORM_BATCHES = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +86,10 @@ class TrainConfig:
         if not 0 <= self.grad_norm_batches <= MAX_GRAD_NORM_BATCHES:
             raise ValueError(f"grad_norm_batches must be in 0..{MAX_GRAD_NORM_BATCHES}; got "
                              f"{self.grad_norm_batches}.")
+        if self.grad_norm_batches and self.strategy != "default":
+            raise ValueError(f"grad_norm_batches needs strategy 'default' (got "
+                             f"{self.strategy!r}): the gradient norms are taken outside the "
+                             "strategy's replicas.")
         if not 0.0 < self.cosine_fraction <= 1.0:
             raise ValueError(f"cosine_fraction must be in (0, 1]; got {self.cosine_fraction}.")
         if self.plateau_patience < 0 or (self.plateau_patience_steps is not None

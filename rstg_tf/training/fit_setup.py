@@ -76,8 +76,8 @@ def common_callbacks(work_dir: str, config: TrainConfig, steps_per_epoch: int,
     constant or cosine); crash-safe ``best.keras`` (by ``val_top1``) and ``last.keras``;
     the backup (``AtomicBackupAndRestore``, after the schedule and checkpoints, so that it
     holds the rate they settled on, the plateau's counters and the best score so far: a
-    resumed run goes on as an unbroken one would); ``log.csv`` (appended across restarts);
-    with ``max_train_minutes``, a ``TimeLimit`` (last; with ``pause_at_time_limit`` it
+    resumed run goes on as an unbroken one would); ``log.csv`` (appended across restarts,
+    in the columns of its first run: ``AppendingCSVLogger``); with ``max_train_minutes``, a ``TimeLimit`` (last; with ``pause_at_time_limit`` it
     stops between epochs and the schedule keeps its planned length). All of them watch the
     validation split, never the test split."""
     ends_early = config.max_train_minutes if not config.pause_at_time_limit else None
@@ -99,7 +99,7 @@ def common_callbacks(work_dir: str, config: TrainConfig, steps_per_epoch: int,
         checkpoints.AtomicModelCheckpoint(os.path.join(work_dir, "last.keras")),
         checkpoints.AtomicBackupAndRestore(checkpoints.backup_dir(work_dir),
                                            delete_checkpoint=False, stateful=stateful),
-        keras.callbacks.CSVLogger(os.path.join(work_dir, "log.csv"), append=True),
+        checkpoints.AppendingCSVLogger(os.path.join(work_dir, "log.csv")),
         *limit,
     ]
 

@@ -39,7 +39,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from rstg_tf.training.config import MAX_GRAD_NORM_BATCHES, check_clip_grad_norm
+from rstg_tf.config import MAX_GRAD_NORM_BATCHES
+from rstg_tf.training.config import check_clip_grad_norm
 
 Gradients = Callable[[keras.Model, np.ndarray, np.ndarray], List[np.ndarray]]
 
@@ -76,8 +77,10 @@ def _jax_gradients(model, clips, labels):
     import jax
 
     if model not in _JAX_GRADIENTS:
+        owner = weakref.ref(model)      # a strong one here would keep the entry forever
+
         def loss(trainable, non_trainable, x, y):
-            logits, _ = model.stateless_call(trainable, non_trainable, x, training=True)
+            logits, _ = owner().stateless_call(trainable, non_trainable, x, training=True)
             return _loss(y, logits)
 
         _JAX_GRADIENTS[model] = jax.jit(jax.grad(loss))

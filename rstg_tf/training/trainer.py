@@ -52,16 +52,17 @@ def is_chief() -> bool:
 
 
 def make_callbacks(config: TrainConfig, steps_per_epoch: int,
-                   train_data: Optional[tf.data.Dataset] = None) -> list:
+                   probe_data: Optional[tf.data.Dataset] = None) -> list:
     """The common callbacks and TensorBoard; with ``config.grad_norm_batches``, a
-    ``GradientNormLog`` on that many batches taken once from ``train_data``."""
+    ``GradientNormLog`` on that many batches taken once from ``probe_data`` (a pipeline of
+    its own: reading fit's would move its shuffle seeds on, and change the run)."""
     # Multi-worker: every worker runs the callbacks; only the chief writes into model_dir.
     work_dir = config.model_dir if is_chief() else os.path.join(
         config.model_dir, "workers",
         f"worker-{json.loads(os.environ['TF_CONFIG'])['task']['index']}")
     logged = []
-    if config.grad_norm_batches and train_data is not None:
-        batches = list(train_data.take(config.grad_norm_batches).as_numpy_iterator())
+    if config.grad_norm_batches and probe_data is not None:
+        batches = list(probe_data.take(config.grad_norm_batches).as_numpy_iterator())
         logged.append(GradientNormLog(np.concatenate([b[0] for b in batches]),
                                       np.concatenate([b[1] for b in batches]),
                                       len(batches[0][1])))
@@ -148,13 +149,15 @@ def fit_run(config: TrainConfig, num_train: int, num_val: int,
     corrupt = pipeline.CorruptRecords() if config.on_corrupt == "skip" else None
     train_data, val_data = datasets(global_batch, min(config.val_videos or num_val, num_val),
                                     corrupt)
+    # the same training pipeline again (same seed: its first batches are fit's first)
+    probe = datasets(global_batch, 1, None)[0] if config.grad_norm_batches else None
     with strategy.scope():
         model = build()
         compile_model(model, config)
         if config.strategy == "multi_worker":
             multi_worker_workarounds(model, config)
         # fit inside the scope: Keras 3 runs its steps on the scope's strategy
-        callbacks = make_callbacks(config, steps, train_data)
+        callbacks = make_callbacks(config, steps, probe)
         history = model.fit(train_data, epochs=config.epochs, steps_per_epoch=steps,
                             validation_data=val_data, shuffle=False, callbacks=callbacks,
                             verbose=config.verbose)
