@@ -74,11 +74,11 @@ def _check(f) -> None:
 def _gradient_settings(f):
     """(batch size, clip) of the gradient norms: the flags', or with --model_dir the run's
     own (its config.json) for those not given."""
+    from rstg_tf.training.config import read_stored_config
+
     batch_size, clip = f.batch_size, f.clip_grad_norm
-    stored = os.path.join(f.model_dir or "", "config.json")
-    if f.model_dir and os.path.exists(stored):
-        with open(stored) as file:
-            run = json.load(file)
+    run = read_stored_config(f.model_dir) if f.model_dir else None
+    if run is not None:
         if not f["batch_size"].present:
             batch_size = run.get("batch_size", batch_size)
         if not f["clip_grad_norm"].present:

@@ -36,7 +36,6 @@ from rstg_tf.layers.rstg import RSTG
 from rstg_tf.metrics import LEAVE_Z, first_past, sync_pair_fields
 from experiments.sync_pair.feature_probe import fit_adam
 from rstg_tf.training.schedules import LearningRateCurve, schedule_callbacks
-from rstg_tf.config import MAX_GRAD_NORM_BATCHES
 from rstg_tf.training.gradient_norms import GradientNormLog
 from rstg_tf.training.sync_pair_log import ValSyncPair
 
@@ -183,12 +182,8 @@ def run_oracle(schedule: str, train: Tuple[np.ndarray, np.ndarray, np.ndarray],
                               cosine_fraction=cosine_fraction, min_lr=min_lr)
     callbacks = [ValSyncPair(val, batch_size=256),
                  *schedule_callbacks(lr_schedule, curve, steps_per_epoch, plateau_patience=2)]
-    if not 0 <= grad_norm_batches <= MAX_GRAD_NORM_BATCHES:
-        raise ValueError(f"grad_norm_batches must be in 0..{MAX_GRAD_NORM_BATCHES}; got "
-                         f"{grad_norm_batches}.")
     if grad_norm_batches:
-        fixed = grad_norm_batches * batch_size
-        callbacks.insert(1, GradientNormLog(train[0][:fixed], train[1][:fixed], batch_size))
+        callbacks.insert(1, GradientNormLog(*train[:2], batch_size, grad_norm_batches))
     history = fit_adam(model, train[:2], val[:2], epochs, steps_per_epoch, batch_size,
                        learning_rate, seed, verbose, top_k=(1,), callbacks=callbacks,
                        clip_grad_norm=clip_grad_norm)

@@ -83,9 +83,7 @@ class TrainConfig:
         if not 0.0 <= self.momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1); got {self.momentum}.")
         check_clip_grad_norm(self.clip_grad_norm)
-        if not 0 <= self.grad_norm_batches <= MAX_GRAD_NORM_BATCHES:
-            raise ValueError(f"grad_norm_batches must be in 0..{MAX_GRAD_NORM_BATCHES}; got "
-                             f"{self.grad_norm_batches}.")
+        check_grad_norm_batches(self.grad_norm_batches)
         if self.grad_norm_batches and self.strategy != "default":
             raise ValueError(f"grad_norm_batches needs strategy 'default' (got "
                              f"{self.strategy!r}): the gradient norms are taken outside the "
@@ -125,6 +123,14 @@ def check_clip_grad_norm(value: Optional[float]) -> None:
     Shared by ``TrainConfig`` and the oracle program, which trains without one."""
     if value is not None and not (math.isfinite(value) and value > 0):
         raise ValueError(f"clip_grad_norm must be a finite number > 0 (or unset); got {value}.")
+
+
+def check_grad_norm_batches(value: int) -> None:
+    """``grad_norm_batches`` is in 0..``MAX_GRAD_NORM_BATCHES``; ValueError otherwise.
+    Shared by ``TrainConfig`` and ``GradientNormLog`` (the oracle program's)."""
+    if not 0 <= value <= MAX_GRAD_NORM_BATCHES:
+        raise ValueError(f"grad_norm_batches must be in 0..{MAX_GRAD_NORM_BATCHES}; got "
+                         f"{value}.")
 
 
 # What may change between a run and its resumption (how long, how, where from); anything

@@ -40,7 +40,7 @@ import numpy as np
 from keras import ops
 
 from rstg_tf.config import MAX_GRAD_NORM_BATCHES
-from rstg_tf.training.config import check_clip_grad_norm
+from rstg_tf.training.config import check_clip_grad_norm, check_grad_norm_batches
 
 Gradients = Callable[[keras.Model, np.ndarray, np.ndarray], List[np.ndarray]]
 
@@ -194,7 +194,7 @@ def markdown_table(results: Dict[str, Dict[str, object]]) -> str:
 
 
 class GradientNormLog(keras.callbacks.Callback):
-    """Adds ``grad_norm`` (the median over ``batches`` fixed training batches of the loss
+    """Adds ``grad_norm`` (the median over the first ``batches`` training batches of the loss
     gradient's global norm) and ``grad_norm_max`` to each epoch's logs, after the epoch's
     last step. The model, its batch norms' statistics and its random state are left as
     they were, so a run trains the same with or without it.
@@ -202,18 +202,20 @@ class GradientNormLog(keras.callbacks.Callback):
     Put it before the callbacks that read or write the logs (CSVLogger, checkpoints).
 
     Args:
-      clips: [N, ...] training inputs, N >= batch_size (the first N // batch_size whole
-        batches are used, at most ``MAX_GRAD_NORM_BATCHES`` = 16 of them).
+      clips: [N, ...] training inputs, N >= batch_size (the first ``batches`` whole
+        batches are used, fewer if N holds fewer).
       labels: int [N].
       batch_size: clips per batch (the run's).
+      batches: 1..``MAX_GRAD_NORM_BATCHES`` (16).
     """
 
-    def __init__(self, clips, labels, batch_size: int):
+    def __init__(self, clips, labels, batch_size: int, batches: int = MAX_GRAD_NORM_BATCHES):
         super().__init__()
+        check_grad_norm_batches(batches)
         if len(clips) != len(labels):
             raise ValueError(f"GradientNormLog needs one label per clip; got {len(clips)} "
                              f"clips and {len(labels)} labels.")
-        count = min(len(clips) // batch_size, MAX_GRAD_NORM_BATCHES) * batch_size
+        count = min(len(clips) // batch_size, batches) * batch_size
         if count < 1:
             raise ValueError(f"GradientNormLog needs at least one batch of {batch_size} "
                              f"clips; got {len(clips)}.")

@@ -83,8 +83,7 @@ def train_in_memory(config: TrainConfig, train: Tuple[np.ndarray, ...],
     first_epoch = checkpoints.epochs_backed_up(config.model_dir)
     logged = [ValSyncPair(val, config.batch_size)] if len(val) > 2 else []
     if config.grad_norm_batches:
-        fixed = config.grad_norm_batches * config.batch_size
-        logged.append(GradientNormLog(train[0][:fixed], train[1][:fixed], config.batch_size))
+        logged.append(GradientNormLog(*train[:2], config.batch_size, config.grad_norm_batches))
     callbacks = common_callbacks(config.model_dir, config, steps, log_callbacks=logged)
     batches = ShuffledBatches(*train[:2], config.batch_size, steps, config.seed,
                               epoch=first_epoch)

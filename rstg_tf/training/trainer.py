@@ -65,7 +65,7 @@ def make_callbacks(config: TrainConfig, steps_per_epoch: int,
         batches = list(probe_data.take(config.grad_norm_batches).as_numpy_iterator())
         logged.append(GradientNormLog(np.concatenate([b[0] for b in batches]),
                                       np.concatenate([b[1] for b in batches]),
-                                      len(batches[0][1])))
+                                      len(batches[0][1]), config.grad_norm_batches))
     return [*common_callbacks(work_dir, config, steps_per_epoch, log_callbacks=logged),
             keras.callbacks.TensorBoard(os.path.join(work_dir, "tensorboard"))]
 
